@@ -1,0 +1,54 @@
+# pgshovel — every developer and CI entry point. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+# Each recipe runs with a Node >= 22 first on PATH (provisioned into .tools/ when missing).
+WITH_NODE = PATH="$$(./scripts/toolchain.sh):$$PATH"
+
+.PHONY: help setup build lint typecheck services services-down services-status \
+        test test-unit test-integration demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+node_modules/.package-lock.json: package-lock.json
+	$(WITH_NODE) npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: node_modules/.package-lock.json build ## provision Node, install npm packages, build
+
+build: node_modules/.package-lock.json ## compile TypeScript into dist/
+	$(WITH_NODE) npx tsc -p tsconfig.json
+
+lint: node_modules/.package-lock.json ## biome lint and format check
+	$(WITH_NODE) npx biome check .
+
+typecheck: node_modules/.package-lock.json ## tsc without emitting
+	$(WITH_NODE) npx tsc -p tsconfig.json --noEmit
+
+services: ## install (when missing) and start PostgreSQL+PgQ+pgqd, ZooKeeper, Kafka on loopback
+	./scripts/services.sh up
+
+services-down: ## stop every service started by `make services`
+	./scripts/services.sh down
+
+services-status: ## show which local services are running
+	./scripts/services.sh status
+
+test-unit: build ## unit tests (no services)
+	$(WITH_NODE) npm run --silent test:unit
+
+test-integration: build services ## integration tests against the local services
+	set -a && source .services/env && set +a && $(WITH_NODE) npm run --silent test:integration
+
+test: setup services lint typecheck ## the whole suite: setup, services, lint, type check, unit and integration tests
+	$(WITH_NODE) npm run --silent test:unit
+	set -a && source .services/env && set +a && $(WITH_NODE) npm run --silent test:integration
+
+demo: setup services ## the main job: capture a pgbench workload and show the stream
+	./scripts/demo.sh
+
+bench: setup services ## benchmarks; writes bench/results/latest.json and docs/benchmarks.md
+	set -a && source .services/env && set +a && $(WITH_NODE) node dist/bench/run.js $(BENCH_ARGS)
+
+clean: ## remove build output (services and their data stay; see services-down)
+	rm -rf dist
