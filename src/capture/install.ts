@@ -1,0 +1,150 @@
+import { dbNames, ident } from "../config/names.js";
+import { PgshovelError } from "../errors.js";
+import { type PgClient, query } from "../database/postgres.js";
+import type { CatalogTable } from "./catalog.js";
+import { captureSql } from "./sql.js";
+
+/**
+ * Fails with DATABASE_NOT_READY unless the server can host a set: PgQ is
+ * available and prepared transactions are enabled.
+ */
+export async function checkDatabaseReady(client: PgClient): Promise<void> {
+  const pgq = await query(client, "SELECT 1 FROM pg_available_extensions WHERE name = 'pgq'", [], "checking for PgQ");
+  if (pgq.rowCount === 0) {
+    throw new PgshovelError("DATABASE_NOT_READY", "the PgQ extension is not installed on this PostgreSQL server", {
+      hint: "install PgQ 3.5 (Debian: apt-get install postgresql-15-pgq3) and run pgqd",
+    });
+  }
+  const prepared = await query<{ setting: string }>(
+    client,
+    "SELECT setting FROM pg_settings WHERE name = 'max_prepared_transactions'",
+    [],
+    "checking max_prepared_transactions",
+  );
+  if (Number(prepared.rows[0]?.setting ?? 0) === 0) {
+    throw new PgshovelError(
+      "DATABASE_NOT_READY",
+      "max_prepared_transactions is 0 on this PostgreSQL server; pgshovel changes configuration with two-phase commit",
+      { hint: "set max_prepared_transactions (e.g. 10) in postgresql.conf and restart PostgreSQL" },
+    );
+  }
+}
+
+/** The database's node id, or undefined when the cluster's schema is not installed there. */
+export async function readNodeId(client: PgClient, cluster: string): Promise<string | undefined> {
+  const schema = dbNames.schema(cluster);
+  const exists = await query(
+    client,
+    "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = 'node'",
+    [schema],
+    "reading the node id",
+  );
+  if (exists.rowCount === 0) return undefined;
+  const row = await query<{ id: string }>(client, `SELECT id::text FROM ${ident(schema)}.node`, [], "reading the node id");
+  return row.rows[0]?.id;
+}
+
+/**
+ * Installs (or refreshes) the cluster's database-side objects — PgQ, the
+ * schema, the node id and the installed version — and returns the node id.
+ * Meant to run inside the caller's transaction.
+ */
+export async function installClusterSchema(client: PgClient, cluster: string, version: string): Promise<string> {
+  const schema = ident(dbNames.schema(cluster));
+  const doing = "installing the cluster schema";
+  await query(client, "CREATE EXTENSION IF NOT EXISTS pgq", [], doing);
+  await query(client, `CREATE SCHEMA IF NOT EXISTS ${schema}`, [], doing);
+  await query(
+    client,
+    `CREATE TABLE IF NOT EXISTS ${schema}.node (
+       singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+       id uuid NOT NULL DEFAULT gen_random_uuid(),
+       version text NOT NULL,
+       installed_at timestamptz NOT NULL DEFAULT now())`,
+    [],
+    doing,
+  );
+  const node = await query<{ id: string }>(
+    client,
+    `INSERT INTO ${schema}.node (version) VALUES ($1)
+     ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version
+     RETURNING id::text`,
+    [version],
+    doing,
+  );
+  return node.rows[0]!.id;
+}
+
+/** Capture functions that belong to a set, by name. */
+async function setFunctions(client: PgClient, cluster: string, set: string): Promise<string[]> {
+  const rows = await query<{ name: string }>(
+    client,
+    `SELECT p.proname::text AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = $1 AND p.proname ~ $2`,
+    [dbNames.schema(cluster), `^capture_${set}_[0-9]+$`],
+    "listing capture functions",
+  );
+  return rows.rows.map((r) => r.name);
+}
+
+/** Drops a set's capture functions and, with them, its triggers. */
+export async function removeSetTriggers(client: PgClient, cluster: string, set: string): Promise<void> {
+  for (const name of await setFunctions(client, cluster, set)) {
+    await query(
+      client,
+      `DROP FUNCTION ${ident(dbNames.schema(cluster))}.${ident(name)}() CASCADE`,
+      [],
+      `dropping capture function ${name}`,
+    );
+  }
+}
+
+/**
+ * Creates the set's queue when missing and (re)creates one capture function
+ * and its triggers per table; tables no longer in the set lose theirs.
+ */
+export async function installSet(
+  client: PgClient,
+  options: { cluster: string; set: string; tables: CatalogTable[]; configVersion: number },
+): Promise<void> {
+  const { cluster, set } = options;
+  await query(client, "SELECT pgq.create_queue($1)", [dbNames.queue(cluster, set)], "creating the PgQ queue");
+  await removeSetTriggers(client, cluster, set);
+  for (const table of options.tables) {
+    for (const statement of captureSql({ cluster, set, table, configVersion: options.configVersion })) {
+      await query(client, statement, [], `installing the capture trigger on ${table.schema}.${table.name}`);
+    }
+  }
+}
+
+/** Removes a set's triggers, capture functions and queue (with its consumers and events). */
+export async function uninstallSet(client: PgClient, cluster: string, set: string): Promise<void> {
+  await removeSetTriggers(client, cluster, set);
+  const queue = dbNames.queue(cluster, set);
+  const exists = await query(client, "SELECT 1 FROM pgq.queue WHERE queue_name = $1", [queue], "looking up the queue");
+  if (exists.rowCount && exists.rowCount > 0) {
+    await query(client, "SELECT pgq.drop_queue($1, true)", [queue], "dropping the PgQ queue");
+  }
+}
+
+/** What a set has installed in a database: used by `set drop --force` reports and by tests. */
+export async function describeSetObjects(
+  client: PgClient,
+  cluster: string,
+  set: string,
+): Promise<{ queue: boolean; triggers: string[] }> {
+  const hasPgq = await query(client, "SELECT 1 FROM pg_namespace WHERE nspname = 'pgq'", [], "checking for PgQ");
+  const queue =
+    hasPgq.rowCount !== 0 &&
+    ((await query(client, "SELECT 1 FROM pgq.queue WHERE queue_name = $1", [dbNames.queue(cluster, set)], "looking up the queue"))
+      .rowCount ?? 0) > 0;
+  const triggers = await query<{ name: string }>(
+    client,
+    `SELECT format('%I.%I:%I', n.nspname, c.relname, t.tgname) AS name
+       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE t.tgname IN ($1, $2) ORDER BY 1`,
+    [dbNames.trigger(cluster, set), dbNames.truncateTrigger(cluster, set)],
+    "listing triggers",
+  );
+  return { queue, triggers: triggers.rows.map((r) => r.name) };
+}
