@@ -5,7 +5,7 @@ SHELL := /bin/bash
 WITH_NODE = PATH="$$(./scripts/toolchain.sh):$$PATH"
 
 .PHONY: help setup build lint typecheck services services-down services-status \
-        test test-unit test-integration demo bench clean
+        test test-unit test-integration demo bench clean proto
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ demo: setup services ## the main job: capture a pgbench workload and show the st
 
 bench: setup services ## benchmarks; writes bench/results/latest.json and docs/benchmarks.md
 	set -a && source .services/env && set +a && $(WITH_NODE) node dist/bench/run.js $(BENCH_ARGS)
+
+proto: node_modules/.package-lock.json ## lint the .proto and regenerate src/stream/gen
+	$(WITH_NODE) npx buf lint && $(WITH_NODE) npx buf generate
 
 clean: ## remove build output (services and their data stay; see services-down)
 	rm -rf dist

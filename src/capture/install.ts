@@ -108,7 +108,11 @@ export async function installSet(
   options: { cluster: string; set: string; tables: CatalogTable[]; configVersion: number },
 ): Promise<void> {
   const { cluster, set } = options;
-  await query(client, "SELECT pgq.create_queue($1)", [dbNames.queue(cluster, set)], "creating the PgQ queue");
+  const queue = dbNames.queue(cluster, set);
+  await query(client, "SELECT pgq.create_queue($1)", [queue], "creating the PgQ queue");
+  // Tick as soon as events wait (pgqd's next round, or the relay's own tick) instead of
+  // PgQ's default of up to 3 s: latency is what a CDC stream is judged on.
+  await query(client, "SELECT pgq.set_queue_config($1, 'ticker_max_lag', '0')", [queue], "configuring the PgQ queue");
   await removeSetTriggers(client, cluster, set);
   for (const table of options.tables) {
     for (const statement of captureSql({ cluster, set, table, configVersion: options.configVersion })) {

@@ -1,9 +1,134 @@
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
+import { ZooKeeper } from "../cluster/zookeeper.js";
+import { checkSetName } from "../config/names.js";
+import { describeError, PgshovelError } from "../errors.js";
+import { Relay } from "../relay/relay.js";
+import { codecByName, type CodecName, CODEC_NAMES } from "../stream/codec.js";
+import { globals, loggerFor } from "./context.js";
+import { option, parseDuration, parsePositiveInt } from "./options.js";
+import { createSink, type SinkSpec, kafkaOptionsFrom, addKafkaOptions } from "./sinks.js";
+
+/** Options of the relay command, parsed. */
+interface RelayFlags {
+  sink: SinkSpec;
+  codec?: CodecName;
+  consumerId: string;
+  pollInterval: number;
+  fetchSize: number;
+  selfTick: boolean;
+  maxZookeeperPause: number;
+  [kafkaOption: string]: unknown;
+}
+
+function parseSink(text: string): SinkSpec {
+  if (text === "stdout") return { kind: "stdout" };
+  if (text === "kafka") return { kind: "kafka" };
+  if (text.startsWith("file:") && text.length > 5) return { kind: "file", path: text.slice(5) };
+  throw new InvalidArgumentError(`${JSON.stringify(text)} is not a sink: use stdout, file:PATH or kafka`);
+}
+
+function parseConsumer(text: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(text)) {
+    throw new InvalidArgumentError(`${JSON.stringify(text)} is not a consumer id: use 1 to 64 characters from [A-Za-z0-9_.-]`);
+  }
+  return text;
+}
+
+function parseSet(text: string): string {
+  try {
+    return checkSetName(text);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
+  command
+    .argument("<set>", "the replication set to relay", parseSet)
+    .addOption(option("--sink <sink>", "where to publish: stdout, file:PATH or kafka").argParser(parseSink).default(parseSink(defaultSink), defaultSink))
+    .addOption(option("--codec <codec>", "message encoding (default: json for stdout and files, protobuf for Kafka)").choices(CODEC_NAMES))
+    .addOption(option("--consumer-id <id>", "PgQ consumer name; one relay is active per set and consumer").default("pgshovel").argParser(parseConsumer))
+    .addOption(option("--poll-interval <duration>", "wait between polls of an idle queue").default(50, "50ms").argParser(parseDuration))
+    .addOption(option("--fetch-size <n>", "events fetched from a batch's cursor at a time").default(5000).argParser(parsePositiveInt))
+    .addOption(option("--no-self-tick", "do not tick the queue when idle (leave ticking to pgqd: higher latency)"))
+    .addOption(
+      option("--max-zookeeper-pause <duration>", "give up when ZooKeeper stays unreachable this long").default(60_000, "60s").argParser(parseDuration),
+    );
+  addKafkaOptions(command);
+  return command.action(async (set: string, flags: RelayFlags, cmd: Command) => {
+    await runRelay(cmd, set, flags);
+  });
+}
+
+async function runRelay(command: Command, set: string, flags: RelayFlags): Promise<void> {
+  const options = globals(command);
+  const logger = loggerFor(options);
+  const codec = codecByName(flags.codec ?? (flags.sink.kind === "kafka" ? "protobuf" : "json"));
+  const consumer = flags.consumerId;
+  const sink = createSink(flags.sink, {
+    codec,
+    logger,
+    kafka: flags.sink.kind === "kafka" ? kafkaOptionsFrom(flags, { cluster: options.cluster, set, consumer }) : undefined,
+  });
+  const zk = await ZooKeeper.connect({ hosts: options.zookeeperHosts, timeoutMs: options.zookeeperTimeout });
+  const relay = new Relay({
+    zk,
+    cluster: options.cluster,
+    set,
+    consumer,
+    sink,
+    logger,
+    fetchSize: flags.fetchSize,
+    pollIntervalMs: flags.pollInterval,
+    selfTick: flags.selfTick,
+    maxZooKeeperPauseMs: flags.maxZookeeperPause,
+    retryInitialMs: 200,
+    retryMaxMs: 5000,
+    elect: true,
+  });
+  const controller = new AbortController();
+  const stop = (signal: string) => {
+    if (controller.signal.aborted) return;
+    logger.info({ signal }, "stopping");
+    controller.abort(new PgshovelError("INTERNAL", `stopped by ${signal}`));
+    // Whatever is still in flight is safe to abandon: an unfinished batch is sent again.
+    setTimeout(() => {
+      logger.warn("did not stop within 9 s: exiting");
+      process.exit(0);
+    }, 9000).unref();
+  };
+  const diagnose = () => {
+    relay.diagnostics().then(
+      (report) => process.stderr.write(`${JSON.stringify({ diagnostics: report })}\n`),
+      (error) => process.stderr.write(`diagnostics failed: ${describeError(error)}\n`),
+    );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  process.on("SIGUSR1", diagnose);
+  logger.info({ set, consumer, sink: sink.description, codec: codec.name, publisher: relay.publisher }, "relay starting");
+  try {
+    const outcome = await relay.run(controller.signal);
+    if (outcome.kind === "dropped") process.stderr.write(`set ${set} was dropped; the relay stops\n`);
+  } finally {
+    process.off("SIGTERM", stop);
+    process.off("SIGINT", stop);
+    process.off("SIGUSR1", diagnose);
+    zk.close();
+  }
+}
 
 /** The root command of a relay-only program (pgshovel-stream-relay, pgshovel-kafka-relay). */
-export function relayProgram(entry: string, _sink: "stdout" | "kafka"): Command {
-  return new Command(entry);
+export function relayProgram(entry: string, sink: "stdout" | "kafka"): Command {
+  const command = new Command(entry).description(
+    sink === "kafka"
+      ? "relay a replication set's transactions into Kafka, one Kafka transaction per batch (same as `pgshovel relay SET --sink kafka`)"
+      : "relay a replication set's transactions to stdout as JSON lines (same as `pgshovel relay SET`)",
+  );
+  return configure(command, sink);
 }
 
 /** Adds `relay SET` to the program. */
-export function addRelayCommand(_program: Command): void {}
+export function addRelayCommand(program: Command): void {
+  configure(program.command("relay").description("relay a replication set's transactions, in commit order, to stdout, a file or Kafka"), "stdout");
+}

@@ -169,6 +169,16 @@ export class ZooKeeper {
     });
   }
 
+  /** Creates an ephemeral sequential node `prefix0000000001`… and returns its path. */
+  async createEphemeralSequential(prefix: string, data: Buffer): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.client.create(prefix, data, zookeeper.CreateMode.EPHEMERAL_SEQUENTIAL, (error, path) => {
+        if (error) reject(convert(error, `creating ${prefix}…`, this.hosts));
+        else resolve(path);
+      });
+    });
+  }
+
   /** Creates every missing node of `path` (persistent, empty). */
   async ensurePath(path: string): Promise<void> {
     return new Promise((resolve, reject) => {

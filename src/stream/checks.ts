@@ -83,7 +83,9 @@ export function checkValue(v: unknown, path: string, fail: Fail): Value {
     case "boolean":
       return v;
     case "number":
-      return isInt32(v) ? v : fail(path, `${v} is not an int2/int4 value (other numbers travel as text)`);
+      return isInt32(v)
+        ? v
+        : fail(path, `${v} is not an int2/int4 value (other numbers travel as text)`);
     case "object":
       if (v === null) return v;
       return fail(path, `expected null, a boolean, an integer or a string, got ${describe(v)}`);
@@ -106,7 +108,12 @@ export function checkRow(v: unknown, path: string, fail: Fail): Row | null {
 /** Sets a column even when its name is "__proto__", which a plain assignment would swallow. */
 export function setColumn(row: Row, column: string, value: Value): void {
   if (column === "__proto__") {
-    Object.defineProperty(row, column, { value, enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(row, column, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   } else {
     row[column] = value;
   }

@@ -65,7 +65,10 @@ export function encodeJson(msg: Message): string {
     case "rollback":
       return `${out}"rollback":{}}`;
     default:
-      return encodeFail("body.kind", `unknown body kind ${describe((body as { kind: unknown }).kind)}`);
+      return encodeFail(
+        "body.kind",
+        `unknown body kind ${describe((body as { kind: unknown }).kind)}`,
+      );
   }
 }
 
@@ -118,7 +121,8 @@ function encodeMutation(m: Mutation): string {
 
 function encodeRow(row: Row | null, path: string): string {
   if (row === null) return "null";
-  if (typeof row !== "object") return encodeFail(path, `expected a row or null, got ${describe(row)}`);
+  if (typeof row !== "object")
+    return encodeFail(path, `expected a row or null, got ${describe(row)}`);
   let out = "{";
   let first = true;
   for (const column in row) {
@@ -136,13 +140,19 @@ function encodeRow(row: Row | null, path: string): string {
         break;
       case "number":
         if (!isInt32(value)) {
-          encodeFail(`${path}.${column}`, `${value} is not an int2/int4 value (other numbers travel as text)`);
+          encodeFail(
+            `${path}.${column}`,
+            `${value} is not an int2/int4 value (other numbers travel as text)`,
+          );
         }
         out += String(value);
         break;
       default:
         if (value !== null) {
-          encodeFail(`${path}.${column}`, `expected null, a boolean, an integer or a string, got ${describe(value)}`);
+          encodeFail(
+            `${path}.${column}`,
+            `expected null, a boolean, an integer or a string, got ${describe(value)}`,
+          );
         }
         out += "null";
     }
@@ -184,7 +194,12 @@ export function decodeJson(line: string): Message {
 function decodeHeader(o: JsonObject): Header {
   return {
     publisher: checkUuid(field(o, "publisher", "header"), "header.publisher", decodeFail),
-    sequence: parseInt64Text(field(o, "sequence", "header"), "uint64", "header.sequence", decodeFail),
+    sequence: parseInt64Text(
+      field(o, "sequence", "header"),
+      "uint64",
+      "header.sequence",
+      decodeFail,
+    ),
     timestamp: checkTimestamp(field(o, "timestamp", "header"), "header.timestamp", decodeFail),
   };
 }
@@ -226,18 +241,24 @@ function decodeBegin(o: JsonObject): Begin {
 function decodeTick(o: JsonObject, path: string): Tick {
   return {
     id: parseInt64Text(field(o, "id", path), "int64", `${path}.id`, decodeFail),
-    snapshot: decodeSnapshot(object(field(o, "snapshot", path), `${path}.snapshot`), `${path}.snapshot`),
+    snapshot: decodeSnapshot(
+      object(field(o, "snapshot", path), `${path}.snapshot`),
+      `${path}.snapshot`,
+    ),
     time: checkTimestamp(field(o, "time", path), `${path}.time`, decodeFail),
   };
 }
 
 function decodeSnapshot(o: JsonObject, path: string): Snapshot {
   const xip = field(o, "xip", path);
-  if (!Array.isArray(xip)) return decodeFail(`${path}.xip`, `expected an array, got ${describe(xip)}`);
+  if (!Array.isArray(xip))
+    return decodeFail(`${path}.xip`, `expected an array, got ${describe(xip)}`);
   return {
     xmin: parseInt64Text(field(o, "xmin", path), "uint64", `${path}.xmin`, decodeFail),
     xmax: parseInt64Text(field(o, "xmax", path), "uint64", `${path}.xmax`, decodeFail),
-    xip: xip.map((txid: unknown, i) => parseInt64Text(txid, "uint64", `${path}.xip[${i}]`, decodeFail)),
+    xip: xip.map((txid: unknown, i) =>
+      parseInt64Text(txid, "uint64", `${path}.xip[${i}]`, decodeFail),
+    ),
   };
 }
 
@@ -256,7 +277,12 @@ function decodeMutation(o: JsonObject): Mutation {
     identity: checkStrings(field(o, "identity", p), "mutation.identity", decodeFail),
     old: checkRow(field(o, "old", p), "mutation.old", decodeFail),
     new: checkRow(field(o, "new", p), "mutation.new", decodeFail),
-    transaction: parseInt64Text(field(o, "transaction", p), "uint64", "mutation.transaction", decodeFail),
+    transaction: parseInt64Text(
+      field(o, "transaction", p),
+      "uint64",
+      "mutation.transaction",
+      decodeFail,
+    ),
     time: checkTimestamp(field(o, "time", p), "mutation.time", decodeFail),
   };
 }

@@ -1,6 +1,5 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type Timestamp as PbTimestamp, TimestampSchema } from "@bufbuild/protobuf/wkt";
-import { NullValue } from "@bufbuild/protobuf/wkt";
+import { NullValue, type Timestamp as PbTimestamp, TimestampSchema } from "@bufbuild/protobuf/wkt";
 import {
   checkInt64,
   checkString,
@@ -74,7 +73,10 @@ function toPbBody(body: Body): pb.Message["body"] {
     case "rollback":
       return { case: "rollback", value: create(pb.RollbackSchema) };
     default:
-      return encodeFail("body.kind", `unknown body kind ${describe((body as { kind: unknown }).kind)}`);
+      return encodeFail(
+        "body.kind",
+        `unknown body kind ${describe((body as { kind: unknown }).kind)}`,
+      );
   }
 }
 
@@ -90,7 +92,9 @@ function toPbTick(tick: Tick, path: string): pb.Tick {
     snapshot: {
       xmin: checkInt64(snapshot.xmin, "uint64", `${path}.snapshot.xmin`, encodeFail),
       xmax: checkInt64(snapshot.xmax, "uint64", `${path}.snapshot.xmax`, encodeFail),
-      xip: snapshot.xip.map((txid, i) => checkInt64(txid, "uint64", `${path}.snapshot.xip[${i}]`, encodeFail)),
+      xip: snapshot.xip.map((txid, i) =>
+        checkInt64(txid, "uint64", `${path}.snapshot.xip[${i}]`, encodeFail),
+      ),
     },
     time: toPbTimestamp(tick.time, `${path}.time`),
   });
@@ -98,7 +102,8 @@ function toPbTick(tick: Tick, path: string): pb.Tick {
 
 function toPbMutation(m: Mutation): pb.Mutation {
   const operation = TO_PB_OPERATION[m.operation];
-  if (operation === undefined) encodeFail("mutation.operation", `unknown operation ${describe(m.operation)}`);
+  if (operation === undefined)
+    encodeFail("mutation.operation", `unknown operation ${describe(m.operation)}`);
   const out = create(pb.MutationSchema, {
     id: checkInt64(m.id, "int64", "mutation.id", encodeFail),
     schema: checkString(m.schema, "mutation.schema", encodeFail),
@@ -114,7 +119,8 @@ function toPbMutation(m: Mutation): pb.Mutation {
 }
 
 function toPbRow(row: Row, path: string): pb.Row {
-  if (typeof row !== "object") return encodeFail(path, `expected a row or null, got ${describe(row)}`);
+  if (typeof row !== "object")
+    return encodeFail(path, `expected a row or null, got ${describe(row)}`);
   const out = create(pb.RowSchema);
   for (const column in row) {
     const value = checkValue(row[column], `${path}.${column}`, encodeFail);
@@ -219,7 +225,8 @@ function fromPbTick(tick: pb.Tick | undefined, path: string): Tick {
 
 function fromPbMutation(m: pb.Mutation): Mutation {
   const operation = FROM_PB_OPERATION[m.operation];
-  if (operation === undefined) return decodeFail("mutation.operation", `unknown operation ${m.operation}`);
+  if (operation === undefined)
+    return decodeFail("mutation.operation", `unknown operation ${m.operation}`);
   return {
     id: m.id,
     schema: m.schema,

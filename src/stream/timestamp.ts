@@ -45,7 +45,8 @@ export function timestampProblem(s: unknown): string | undefined {
   if (typeof s !== "string") return "expected an RFC 3339 UTC time string";
   if (s.length !== LENGTH) return `expected YYYY-MM-DDTHH:MM:SS.ffffffZ, got ${JSON.stringify(s)}`;
   for (const [at, code] of SEPARATORS) {
-    if (s.charCodeAt(at) !== code) return `expected YYYY-MM-DDTHH:MM:SS.ffffffZ, got ${JSON.stringify(s)}`;
+    if (s.charCodeAt(at) !== code)
+      return `expected YYYY-MM-DDTHH:MM:SS.ffffffZ, got ${JSON.stringify(s)}`;
   }
   const year = digits(s, 0, 4);
   const month = digits(s, 5, 7);
@@ -82,7 +83,8 @@ function pad(n: number, width: number): string {
 /** Splits a valid {@link Timestamp} into epoch seconds and microseconds. */
 export function timestampToParts(ts: Timestamp): TimestampParts {
   const days = daysFromCivil(digits(ts, 0, 4), digits(ts, 5, 7), digits(ts, 8, 10));
-  const seconds = days * 86400 + digits(ts, 11, 13) * 3600 + digits(ts, 14, 16) * 60 + digits(ts, 17, 19);
+  const seconds =
+    days * 86400 + digits(ts, 11, 13) * 3600 + digits(ts, 14, 16) * 60 + digits(ts, 17, 19);
   return { seconds, micros: digits(ts, 20, 26) };
 }
 
@@ -93,7 +95,9 @@ export function timestampFromParts(seconds: number, micros: number): Timestamp {
   const z = days + 719468;
   const era = Math.floor(z / 146097);
   const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365,
+  );
   const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
   const mp = Math.floor((5 * doy + 2) / 153);
   const day = doy - Math.floor((153 * mp + 2) / 5) + 1;

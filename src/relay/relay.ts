@@ -1,0 +1,275 @@
+import { randomUUID } from "node:crypto";
+import { hidePassword } from "../config/set-config.js";
+import { describeError, PgshovelError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { ZooKeeper } from "../cluster/zookeeper.js";
+import type { Sink } from "../sinks/sink.js";
+import { timestampFromDate } from "../stream/timestamp.js";
+import type { BatchRef, Body, Message, Mutation, Operation, Row } from "../stream/types.js";
+import { Leadership } from "./leadership.js";
+import { type BatchInfo, PgqSource, type QueueEvent, toTimestamp } from "./pgq-source.js";
+import { SetFollower, type SetState } from "./set-follower.js";
+
+/** Everything a relay needs, validated by the caller. */
+export interface RelayOptions {
+  zk: ZooKeeper;
+  cluster: string;
+  set: string;
+  /** PgQ consumer name; one active relay per (set, consumer). */
+  consumer: string;
+  sink: Sink;
+  logger: Logger;
+  /** Rows fetched from the batch cursor at a time. */
+  fetchSize: number;
+  /** Wait between polls when the queue is idle. */
+  pollIntervalMs: number;
+  /** Tick the queue ourselves when idle (pgqd remains the fallback). */
+  selfTick: boolean;
+  /** Longest pause while ZooKeeper is unreachable before giving up. */
+  maxZooKeeperPauseMs: number;
+  /** Back-off bounds for recoverable failures. */
+  retryInitialMs: number;
+  retryMaxMs: number;
+  /** Whether to wait for leadership (one active relay per set and consumer). */
+  elect: boolean;
+}
+
+/** How a relay run ended. */
+export type RelayOutcome = { kind: "stopped" } | { kind: "dropped" };
+
+/** What SIGUSR1 prints. */
+export interface RelayDiagnostics {
+  set: string;
+  consumer: string;
+  publisher: string;
+  sink: string;
+  state: string;
+  currentBatch: string | null;
+  lastSequence: string | null;
+  batchesPublished: number;
+  mutationsPublished: number;
+  lagSeconds: number | null;
+  pendingEvents: string | null;
+}
+
+const OPERATIONS = new Set<string>(["INSERT", "UPDATE", "DELETE", "TRUNCATE"]);
+
+/** Turns a PgQ event written by the capture trigger into a stream mutation. */
+export function toMutation(event: QueueEvent, identityCache: Map<string, string[]>): Mutation {
+  if (!OPERATIONS.has(event.type)) {
+    throw new PgshovelError("INTERNAL", `event ${event.id} has unknown type ${JSON.stringify(event.type)}`);
+  }
+  let identity = identityCache.get(event.identity);
+  if (!identity) {
+    identity = JSON.parse(event.identity) as string[];
+    identityCache.set(event.identity, identity);
+  }
+  const rows = JSON.parse(event.data) as { old?: Row; new?: Row };
+  return {
+    id: BigInt(event.id),
+    schema: event.schema,
+    table: event.table,
+    operation: event.type as Operation,
+    identity,
+    old: rows.old ?? null,
+    new: rows.new ?? null,
+    transaction: BigInt(event.txid),
+    time: toTimestamp(event.time),
+  };
+}
+
+/**
+ * The relay: forwards a set's PgQ batches to a sink as begin, mutations,
+ * commit; finishes a batch only after the sink acknowledged its commit.
+ */
+export class Relay {
+  readonly publisher = randomUUID();
+  private sequence = 0n;
+  private source: PgqSource | undefined;
+  private state = "starting";
+  private currentBatch: bigint | null = null;
+  private batches = 0;
+  private mutations = 0;
+  private readonly identityCache = new Map<string, string[]>();
+  private readonly follower: SetFollower;
+
+  constructor(private readonly options: RelayOptions) {
+    this.follower = new SetFollower(options.zk, options.cluster, options.set, options.logger);
+  }
+
+  /** Runs until aborted (→ stopped), the set is dropped (→ dropped) or an unrecoverable error (throws). */
+  async run(signal: AbortSignal): Promise<RelayOutcome> {
+    const { logger, sink } = this.options;
+    const leadership = new Leadership(this.options.zk, this.options.cluster, this.options.set, this.options.consumer, logger);
+    try {
+      const first = await this.follower.confirmed(signal, this.options.maxZooKeeperPauseMs);
+      if (first.kind === "dropped") {
+        throw new PgshovelError("NOT_FOUND", `set ${JSON.stringify(this.options.set)} does not exist in cluster ${JSON.stringify(this.options.cluster)}`, {
+          hint: "`pgshovel set list` shows the sets",
+        });
+      }
+      this.checkVersion(first);
+      if (this.options.elect) {
+        this.state = "standby";
+        await leadership.acquire(signal, { publisher: this.publisher, pid: process.pid });
+      }
+      this.state = "opening sink";
+      await sink.open();
+      return await this.loop(signal);
+    } catch (error) {
+      if (signal.aborted) return { kind: "stopped" };
+      throw error;
+    } finally {
+      this.state = "stopped";
+      this.follower.close();
+      await this.source?.close();
+      await sink.close().catch(() => {});
+      await leadership.release();
+    }
+  }
+
+  private checkVersion(state: SetState): asserts state is Exclude<SetState, { kind: "version-mismatch" }> {
+    if (state.kind === "version-mismatch") {
+      throw new PgshovelError("VERSION_MISMATCH", `cluster is at version ${state.clusterVersion}, this relay runs a different version`, {
+        hint: "run the relay of the cluster's version, or `pgshovel cluster upgrade`",
+      });
+    }
+  }
+
+  private async loop(signal: AbortSignal): Promise<RelayOutcome> {
+    const { logger } = this.options;
+    let backoff = this.options.retryInitialMs;
+    let checkSink = true;
+    while (!signal.aborted) {
+      try {
+        const state = await this.follower.confirmed(signal, this.options.maxZooKeeperPauseMs);
+        if (state.kind === "dropped") {
+          logger.info({ set: this.options.set }, "the set was dropped: stopping");
+          return { kind: "dropped" };
+        }
+        this.checkVersion(state);
+        const dsn = state.config.database.dsn;
+        if (this.source && this.source.dsn !== dsn) {
+          logger.info({ database: hidePassword(dsn) }, "the set moved to another database: switching");
+          await this.source.close();
+          this.source = undefined;
+        }
+        if (!this.source) {
+          const source = new PgqSource(dsn, this.options.cluster, this.options.set, this.options.consumer);
+          await source.open().catch(async (error) => {
+            await source.close();
+            throw error;
+          });
+          this.source = source;
+          checkSink = true;
+          logger.info({ database: hidePassword(dsn), node: source.node, queue: source.queue }, "reading the set's queue");
+        }
+        const source = this.source;
+        this.state = "polling";
+        let batch = await source.nextBatch();
+        if (!batch && this.options.selfTick) {
+          await source.tick();
+          batch = await source.nextBatch();
+        }
+        if (!batch) {
+          await this.follower.sleep(this.options.pollIntervalMs, signal);
+          continue;
+        }
+        const ref: BatchRef = { node: source.node, id: batch.id };
+        if (checkSink && this.options.sink.lastCommittedBatch) {
+          const last = await this.options.sink.lastCommittedBatch();
+          checkSink = false;
+          if (last && last.node === ref.node && last.id === ref.id) {
+            logger.info({ batch: ref.id.toString() }, "the sink already holds this batch: finishing it without publishing again");
+            await source.finish(batch.id);
+            continue;
+          }
+        }
+        checkSink = false;
+        await this.publish(source, batch, ref, signal);
+        await source.finish(batch.id);
+        this.batches++;
+        this.currentBatch = null;
+        backoff = this.options.retryInitialMs;
+      } catch (error) {
+        this.currentBatch = null;
+        if (signal.aborted) break;
+        if (!(error instanceof PgshovelError) || !error.retryable) throw error;
+        logger.warn({ err: describeError(error), retryInMs: backoff }, "recoverable failure: retrying");
+        if (error.code === "DATABASE_UNAVAILABLE" || error.code === "DATABASE_ERROR") {
+          await this.source?.close();
+          this.source = undefined;
+        }
+        checkSink = true;
+        this.state = "backing off";
+        await this.follower.sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, this.options.retryMaxMs);
+      }
+    }
+    return { kind: "stopped" };
+  }
+
+  private message(batch: BatchRef, body: Body): Message {
+    const header = { publisher: this.publisher, sequence: this.sequence, timestamp: timestampFromDate(new Date()) };
+    this.sequence++;
+    return { header, batch, body };
+  }
+
+  private async publish(source: PgqSource, batch: BatchInfo, ref: BatchRef, signal: AbortSignal): Promise<void> {
+    const { sink, logger } = this.options;
+    this.currentBatch = batch.id;
+    this.state = "publishing";
+    const ticks = await source.ticks(batch);
+    const firstSequence = this.sequence;
+    let count = 0;
+    const follower = this.follower;
+    const relay = this;
+    async function* messages(): AsyncGenerator<Message> {
+      yield relay.message(ref, { kind: "begin", begin: ticks });
+      for await (const event of source.events(batch.id, relay.options.fetchSize)) {
+        if (signal.aborted) throw new PgshovelError("INTERNAL", "stopping", { retryable: false });
+        if (!follower.isConnected) {
+          throw new PgshovelError("ZOOKEEPER_UNAVAILABLE", "ZooKeeper connection lost mid-batch", { retryable: true });
+        }
+        count++;
+        yield relay.message(ref, { kind: "mutation", mutation: toMutation(event, relay.identityCache) });
+      }
+      yield relay.message(ref, { kind: "commit" });
+    }
+    try {
+      await sink.publishBatch(ref, messages());
+    } catch (error) {
+      if (sink.transactional) {
+        // Nothing of this batch is visible downstream: its sequence numbers are free again.
+        this.sequence = firstSequence;
+      } else {
+        await sink.publishBatch(ref, (async function* () {
+          yield relay.message(ref, { kind: "rollback" });
+        })()).catch((rollbackError) => {
+          logger.warn({ err: describeError(rollbackError) }, "could not publish the rollback of an abandoned batch");
+        });
+      }
+      throw error;
+    }
+    this.mutations += count;
+    logger.debug({ batch: batch.id.toString(), mutations: count }, "batch published");
+  }
+
+  /** A snapshot of what the relay is doing, for SIGUSR1. */
+  async diagnostics(): Promise<RelayDiagnostics> {
+    const info = await this.source?.consumerInfo().catch(() => undefined);
+    return {
+      set: this.options.set,
+      consumer: this.options.consumer,
+      publisher: this.publisher,
+      sink: this.options.sink.description,
+      state: this.state,
+      currentBatch: this.currentBatch === null ? null : this.currentBatch.toString(),
+      lastSequence: this.sequence === 0n ? null : (this.sequence - 1n).toString(),
+      batchesPublished: this.batches,
+      mutationsPublished: this.mutations,
+      lagSeconds: info?.lagSeconds ?? null,
+      pendingEvents: info?.pendingEvents ?? null,
+    };
+  }
+}

@@ -1,0 +1,31 @@
+/** The public API of the pgshovel stream: types, codecs and the consumer side. */
+
+export {
+  CODEC_NAMES,
+  type Codec,
+  type CodecName,
+  codecByName,
+  jsonCodec,
+  protobufCodec,
+} from "./codec.js";
+export { decodeJson, encodeJson } from "./codec-json.js";
+export { decodeProtobuf, encodeProtobuf } from "./codec-protobuf.js";
+export {
+  BatchAssembler,
+  type BatchAssemblerOptions,
+  type BatchAssemblerStats,
+  type CommittedBatch,
+  StreamValidator,
+  type StreamValidatorOptions,
+  type StreamViolation,
+  type StreamViolationKind,
+} from "./consumer.js";
+export { frameDelimited, splitDelimited } from "./framing.js";
+export { MessageSchema as ProtobufMessageSchema } from "./gen/pgshovel/stream/v1/stream_pb.js";
+export {
+  timestampFromDate,
+  timestampFromParts,
+  timestampProblem,
+  timestampToParts,
+} from "./timestamp.js";
+export * from "./types.js";
