@@ -44,7 +44,7 @@ test: setup services lint typecheck ## the whole suite: setup, services, lint, t
 	$(WITH_NODE) npm run --silent test:unit
 	set -a && source .services/env && set +a && $(WITH_NODE) npm run --silent test:integration
 
-demo: setup services ## the main job: capture a pgbench workload and show the stream
+demo: setup ## the main job: capture a pgbench workload and show the stream
 	./scripts/demo.sh
 
 bench: setup services ## benchmarks; writes bench/results/latest.json and docs/benchmarks.md

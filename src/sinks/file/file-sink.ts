@@ -63,10 +63,26 @@ export class FileSink extends ByteStreamSink {
 
   async open(): Promise<void> {
     try {
-      this.handle = await open(this.path, "a");
+      this.handle = await open(this.path, "a+");
+      if (this.codec.name === "json") await this.repairTornTail(this.handle);
     } catch (error) {
       throw new PgshovelError("SINK_ERROR", `cannot open ${this.path} for appending: ${(error as Error).message}`, { cause: error });
     }
+  }
+
+  /**
+   * A relay killed while writing may leave half a line at the end; the batch
+   * is re-sent whole, so the fragment is cut off before appending.
+   */
+  private async repairTornTail(handle: FileHandle): Promise<void> {
+    const { size } = await handle.stat();
+    if (size === 0) return;
+    const tail = Buffer.alloc(Math.min(size, 1 << 20));
+    await handle.read(tail, 0, tail.length, size - tail.length);
+    if (tail[tail.length - 1] === 0x0a) return;
+    const lastNewline = tail.lastIndexOf(0x0a);
+    const keep = lastNewline === -1 ? size - tail.length : size - tail.length + lastNewline + 1;
+    await handle.truncate(keep);
   }
 
   protected async write(chunk: Buffer): Promise<void> {

@@ -1,0 +1,35 @@
+/**
+ * pgshovel as a library: the administration API (the CLI is a thin layer over
+ * it), the relay, the sinks and the stream (types, codecs, consumer side).
+ */
+export {
+  createSet,
+  describeSetObjects,
+  dropSet,
+  initializeCluster,
+  inspectSet,
+  listSets,
+  recoverCluster,
+  type SetSummary,
+  updateSet,
+  upgradeCluster,
+} from "./cluster/admin.js";
+export type { AdminContext, TwoPhaseHooks } from "./cluster/context.js";
+export type { ClusterRecord } from "./cluster/records.js";
+export { ZooKeeper, type ZooKeeperOptions } from "./cluster/zookeeper.js";
+export { checkClusterName, checkSetName, dbNames, zkPaths } from "./config/names.js";
+export {
+  hidePassword,
+  parseSetConfig,
+  type ResolvedTable,
+  type SetConfigInput,
+  type StoredSetConfig,
+  setConfigSchema,
+} from "./config/set-config.js";
+export { ERROR_CODES, type ErrorCode, isPgshovelError, PgshovelError } from "./errors.js";
+export { createLogger, type Logger, silentLogger } from "./log.js";
+export { Relay, type RelayDiagnostics, type RelayOptions, type RelayOutcome } from "./relay/relay.js";
+export { FileSink, StreamSink } from "./sinks/file/file-sink.js";
+export type { Sink } from "./sinks/sink.js";
+export * from "./stream/index.js";
+export { SOFTWARE_VERSION } from "./version.js";
