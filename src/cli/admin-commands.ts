@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { stringify } from "yaml";
 import {
   createSet,
@@ -34,6 +34,12 @@ async function readConfig(file: string | undefined): Promise<SetConfigInput> {
     throw new PgshovelError("INVALID_ARGUMENT", `cannot read set configuration ${file}: ${(error as Error).message}`, { cause: error });
   }
   return parseSetConfig(text, file);
+}
+
+function parseVersion(text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0) throw new InvalidArgumentError(`${JSON.stringify(text)} is not a configuration version (0, 1, …)`);
+  return value;
 }
 
 /** Adds `cluster …` and `set …` to the program. */
@@ -85,7 +91,8 @@ export function addAdminCommands(program: Command): void {
     .argument("<name>", "set name")
     .argument("[file]", "configuration file, or - for stdin", "-")
     .addOption(
-      new Option("--expected-version <n>", "fail unless the set is at this configuration version").argParser((v) => Number.parseInt(v, 10)),
+      // option(): like every option, it can come from the environment (PGSHOVEL_EXPECTED_VERSION).
+      option("--expected-version <n>", "fail unless the set is at this configuration version").argParser(parseVersion),
     )
     .action(async (name: string, file: string, options: { expectedVersion?: number }, command: Command) => {
       const config = await readConfig(file);

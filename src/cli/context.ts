@@ -18,7 +18,11 @@ export function loggerFor(options: GlobalOptions): Logger {
 export async function withAdmin<T>(command: Command, action: (ctx: AdminContext) => Promise<T>): Promise<T> {
   const options = globals(command);
   const logger = loggerFor(options);
-  const zk = await ZooKeeper.connect({ hosts: options.zookeeperHosts, timeoutMs: options.zookeeperTimeout });
+  const zk = await ZooKeeper.connect({
+    hosts: options.zookeeperHosts,
+    timeoutMs: options.zookeeperTimeout,
+    operationTimeoutMs: options.zookeeperTimeout,
+  });
   try {
     return await action({ zk, cluster: options.cluster, logger, zookeeperTimeoutMs: options.zookeeperTimeout });
   } finally {

@@ -1,9 +1,9 @@
 import { checkSetName, zkPaths } from "../config/names.js";
 import { hidePassword, type SetConfigInput, type StoredSetConfig } from "../config/set-config.js";
-import { describeError, PgshovelError } from "../errors.js";
+import { describeError, isPgshovelError, PgshovelError } from "../errors.js";
 import { resolveTables } from "../capture/catalog.js";
 import { checkDatabaseReady, describeSetObjects, installClusterSchema, installSet, readNodeId, uninstallSet } from "../capture/install.js";
-import { closeQuietly, connect, type PgClient } from "../database/postgres.js";
+import { closeQuietly, connect, type PgClient, sqlstate } from "../database/postgres.js";
 import { compareVersions, SOFTWARE_VERSION } from "../version.js";
 import type { AdminContext } from "./context.js";
 import { encodeRecord, listSetNames, readClusterRecord, readSet, requireCurrentCluster, requireSet, type ClusterRecord } from "./records.js";
@@ -111,7 +111,7 @@ export async function createSet(ctx: AdminContext, name: string, config: SetConf
     operation: "create",
     participants: [installParticipant(ctx, name, config, 0)],
     zkOps: ([result]) => {
-      stored = result!;
+      stored = { ...result!, operation: "create" };
       return [clusterCheck(ctx, cluster.version), { op: "create", path: zkPaths.set(ctx.cluster, name), data: encodeRecord(stored) }];
     },
   });
@@ -156,7 +156,7 @@ export async function updateSet(
     operation: "update",
     participants,
     zkOps: ([result]) => {
-      stored = result!;
+      stored = { ...result!, operation: moves ? "update (moved)" : "update" };
       return [
         clusterCheck(ctx, cluster.version),
         { op: "setData", path: zkPaths.set(ctx.cluster, name), data: encodeRecord(stored), version: expected },
@@ -185,7 +185,9 @@ export async function dropSet(ctx: AdminContext, name: string, options: { force?
       zkOps,
     });
   } catch (error) {
-    if (!options.force || !(error instanceof PgshovelError) || error.code !== "DATABASE_UNAVAILABLE") throw error;
+    // A database that no longer exists (3D000) is as unreachable as a server that is down.
+    const unreachable = isPgshovelError(error, "DATABASE_UNAVAILABLE") || sqlstate(error) === "3D000";
+    if (!options.force || !unreachable) throw error;
     await ctx.zk.multi(zkOps(), `removing set ${name} from ZooKeeper`);
     const leftBehind = `the queue and triggers of set ${name} in ${hidePassword(current.config.database.dsn)} (tables ${current.config.tables
       .map((t) => `${t.schema}.${t.name}`)

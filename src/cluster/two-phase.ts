@@ -120,6 +120,8 @@ export async function commitEverywhere<T>(
     await ctx.zk.multi(
       [...options.zkOps(results), { op: "setData", path: recordPath, data: encodeRecord({ ...record, state: "committed" }), version: 0 }],
       `writing the configuration of set ${options.set} to ZooKeeper`,
+      // The client queues requests while disconnected: without a bound, a lost ZooKeeper hangs here.
+      ctx.zookeeperTimeoutMs,
     );
     committed = true;
   } catch (error) {
@@ -152,7 +154,11 @@ async function learnOutcome(ctx: AdminContext, recordPath: string, cause: Pgshov
   try {
     return await withRetry(
       async () => {
-        session ??= await ZooKeeper.connect({ hosts: ctx.zk.hosts, timeoutMs: Math.max(1000, deadline - Date.now()) });
+        session ??= await ZooKeeper.connect({
+          hosts: ctx.zk.hosts,
+          timeoutMs: Math.max(1000, deadline - Date.now()),
+          operationTimeoutMs: ctx.zookeeperTimeoutMs,
+        });
         return decide(session, recordPath);
       },
       { attempts: Number.POSITIVE_INFINITY, initialDelayMs: 200, maxDelayMs: 2000, signal: AbortSignal.timeout(ctx.zookeeperTimeoutMs) },

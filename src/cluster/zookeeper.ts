@@ -23,6 +23,11 @@ export interface ZooKeeperOptions {
   timeoutMs: number;
   /** Session timeout; defaults to timeoutMs. */
   sessionTimeoutMs?: number;
+  /**
+   * Fail an operation that gets no answer within this many milliseconds. Unset, an operation
+   * issued while disconnected waits for the reconnection (the client queues it), however long.
+   */
+  operationTimeoutMs?: number;
 }
 
 const RETRYABLE_CODES = new Set([
@@ -59,10 +64,43 @@ function convert(error: Error | zookeeper.Exception, doing: string, hosts: strin
 export class ZooKeeper {
   readonly hosts: string;
   private readonly client: zookeeper.Client;
+  private readonly operationTimeoutMs: number | undefined;
 
-  private constructor(hosts: string, client: zookeeper.Client) {
+  private constructor(hosts: string, client: zookeeper.Client, operationTimeoutMs?: number) {
     this.hosts = hosts;
     this.client = client;
+    this.operationTimeoutMs = operationTimeoutMs;
+  }
+
+  /**
+   * Runs a callback-style operation, bounded by `timeoutMs` (default: the operation timeout).
+   * On timeout the request may still be sent once the client reconnects: callers that must
+   * know the outcome read it back (see two-phase.ts).
+   */
+  private bounded<T>(
+    doing: string,
+    start: (resolve: (value: T) => void, reject: (error: unknown) => void) => void,
+    timeoutMs = this.operationTimeoutMs,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              const message = `${doing}: no answer from ZooKeeper (hosts ${this.hosts}) within ${timeoutMs} ms`;
+              reject(new PgshovelError("ZOOKEEPER_UNAVAILABLE", message, { retryable: true }));
+            }, timeoutMs);
+      start(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
   }
 
   /** Connects, failing with ZOOKEEPER_UNAVAILABLE (naming the hosts) past the timeout. */
@@ -92,7 +130,7 @@ export class ZooKeeper {
       });
       client.connect();
     });
-    return new ZooKeeper(options.hosts, client);
+    return new ZooKeeper(options.hosts, client, options.operationTimeoutMs);
   }
 
   /** The underlying client's events: "disconnected", "connected", "expired". */
@@ -114,7 +152,7 @@ export class ZooKeeper {
     path: string,
     watcher?: () => void,
   ): Promise<{ data: Buffer; stat: NodeStat } | undefined> {
-    return new Promise((resolve, reject) => {
+    return this.bounded(`reading ${path}`, (resolve, reject) => {
       const callback = (error: Error | zookeeper.Exception | null, data: Buffer, stat: zookeeper.Stat) => {
         if (error) {
           if (error instanceof zookeeper.Exception && error.getCode() === zookeeper.Exception.NO_NODE) {
@@ -131,7 +169,7 @@ export class ZooKeeper {
 
   /** Whether a node exists; an optional one-shot watcher fires on creation, change or deletion. */
   async exists(path: string, watcher?: () => void): Promise<NodeStat | undefined> {
-    return new Promise((resolve, reject) => {
+    return this.bounded(`checking ${path}`, (resolve, reject) => {
       const callback = (error: Error | zookeeper.Exception | null, stat: zookeeper.Stat) => {
         if (error) reject(convert(error, `checking ${path}`, this.hosts));
         else resolve(stat ? toStat(stat) : undefined);
@@ -143,7 +181,7 @@ export class ZooKeeper {
 
   /** Children names; an empty list when the node does not exist. */
   async children(path: string, watcher?: () => void): Promise<string[]> {
-    return new Promise((resolve, reject) => {
+    return this.bounded(`listing ${path}`, (resolve, reject) => {
       const callback = (error: Error | zookeeper.Exception | null, children: string[]) => {
         if (error) {
           if (error instanceof zookeeper.Exception && error.getCode() === zookeeper.Exception.NO_NODE) {
@@ -161,7 +199,7 @@ export class ZooKeeper {
   /** Creates a node; `ephemeral` ties it to this session. */
   async create(path: string, data: Buffer, options: { ephemeral?: boolean } = {}): Promise<void> {
     const mode = options.ephemeral ? zookeeper.CreateMode.EPHEMERAL : zookeeper.CreateMode.PERSISTENT;
-    return new Promise((resolve, reject) => {
+    return this.bounded(`creating ${path}`, (resolve, reject) => {
       this.client.create(path, data, mode, (error) => {
         if (error) reject(convert(error, `creating ${path}`, this.hosts));
         else resolve();
@@ -171,7 +209,7 @@ export class ZooKeeper {
 
   /** Creates an ephemeral sequential node `prefix0000000001`… and returns its path. */
   async createEphemeralSequential(prefix: string, data: Buffer): Promise<string> {
-    return new Promise((resolve, reject) => {
+    return this.bounded(`creating ${prefix}…`, (resolve, reject) => {
       this.client.create(prefix, data, zookeeper.CreateMode.EPHEMERAL_SEQUENTIAL, (error, path) => {
         if (error) reject(convert(error, `creating ${prefix}…`, this.hosts));
         else resolve(path);
@@ -181,7 +219,7 @@ export class ZooKeeper {
 
   /** Creates every missing node of `path` (persistent, empty). */
   async ensurePath(path: string): Promise<void> {
-    return new Promise((resolve, reject) => {
+    return this.bounded(`creating ${path}`, (resolve, reject) => {
       this.client.mkdirp(path, (error) => {
         if (error) reject(convert(error, `creating ${path}`, this.hosts));
         else resolve();
@@ -190,7 +228,7 @@ export class ZooKeeper {
   }
 
   async remove(path: string, version = -1): Promise<void> {
-    return new Promise((resolve, reject) => {
+    return this.bounded(`removing ${path}`, (resolve, reject) => {
       this.client.remove(path, version, (error) => {
         if (error) reject(convert(error, `removing ${path}`, this.hosts));
         else resolve();
@@ -213,8 +251,8 @@ export class ZooKeeper {
     }
   }
 
-  /** Applies every operation or none (ZooKeeper multi). */
-  async multi(ops: ZkOp[], doing: string): Promise<void> {
+  /** Applies every operation or none (ZooKeeper multi); `timeoutMs` overrides the operation timeout. */
+  async multi(ops: ZkOp[], doing: string, timeoutMs?: number): Promise<void> {
     const transaction = this.client.transaction();
     for (const op of ops) {
       switch (op.op) {
@@ -235,13 +273,23 @@ export class ZooKeeper {
           transaction.remove(op.path, op.version);
           break;
       }
+      // node-zookeeper-client's Transaction does `version = version || -1`, turning an expected
+      // version 0 into "any version": put the exact version back on the queued operation.
+      if (op.op !== "create") {
+        const queued = (transaction as unknown as { ops: { version?: number }[] }).ops;
+        queued[queued.length - 1]!.version = op.version;
+      }
     }
-    return new Promise((resolve, reject) => {
-      transaction.commit((error) => {
-        if (error) reject(convert(error, doing, this.hosts));
-        else resolve();
-      });
-    });
+    return this.bounded(
+      doing,
+      (resolve, reject) => {
+        transaction.commit((error) => {
+          if (error) reject(convert(error, doing, this.hosts));
+          else resolve();
+        });
+      },
+      timeoutMs ?? this.operationTimeoutMs,
+    );
   }
 }
 

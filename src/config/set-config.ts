@@ -49,7 +49,8 @@ export function parseSetConfig(text: string, source: string): SetConfigInput {
     const where = first.linePos?.[0] ? ` at line ${first.linePos[0].line}, column ${first.linePos[0].col}` : "";
     throw new PgshovelError(
       "INVALID_ARGUMENT",
-      `${source}: invalid YAML${where}: ${first.message.split("\n")[0]}`,
+      // prettyErrors appends its own " at line L, column C:" and a code excerpt: keep the reason only.
+      `${source}: invalid YAML${where}: ${first.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")}`,
     );
   }
   const parsed = setConfigSchema.safeParse(document.toJS());

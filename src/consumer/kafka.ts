@@ -55,6 +55,8 @@ export async function* readStream(options: ReadStreamOptions): AsyncGenerator<Me
   });
   const group =
     options.groupId === undefined ? undefined : new GroupOffsets(options, options.groupId);
+  let boundary: bigint | undefined;
+  let committedBoundary: bigint | undefined;
   try {
     const bounds = await reader.bounds();
     const committed = await group?.committed(options.topic);
@@ -62,7 +64,6 @@ export async function* readStream(options: ReadStreamOptions): AsyncGenerator<Me
     if (from < bounds.start) from = bounds.start;
     if (options.stopAtEnd && from >= bounds.stable) return;
 
-    let boundary: bigint | undefined;
     let committedAt = Date.now();
     for await (const record of reader.read(from, {
       ...(options.stopAtEnd ? { until: bounds.stable } : {}),
@@ -76,14 +77,20 @@ export async function* readStream(options: ReadStreamOptions): AsyncGenerator<Me
         boundary = record.offset + 1n;
         if (group !== undefined && Date.now() - committedAt >= GROUP_COMMIT_INTERVAL_MS) {
           await group.commit(options.topic, boundary);
+          committedBoundary = boundary;
           committedAt = Date.now();
         }
       }
     }
-    if (group !== undefined && boundary !== undefined) await group.commit(options.topic, boundary);
   } finally {
     await reader.close().catch(() => {});
-    await group?.close();
+    if (group !== undefined) {
+      // Also on break or error: the batches before the boundary were handed over.
+      if (boundary !== undefined && boundary !== committedBoundary) {
+        await group.commit(options.topic, boundary).catch(() => {});
+      }
+      await group.close();
+    }
   }
 }
 

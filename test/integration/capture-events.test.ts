@@ -1,0 +1,165 @@
+/**
+ * What the capture triggers write into the set's PgQ queue, read back with a PgQ consumer:
+ * INSERT, UPDATE, DELETE, a primary key change, an update of unmonitored columns only, TRUNCATE.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { createSet, initializeCluster, updateSet } from "../../src/cluster/admin.js";
+import { dbNames } from "../../src/config/names.js";
+import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
+import {
+  type ClusterFixture,
+  clusterFixture,
+  readEvents,
+  registerConsumer,
+  setConfig,
+} from "./helpers/admin.js";
+
+async function withSet(
+  prefix: string,
+  setup: string[],
+  tables: Parameters<typeof setConfig>[1],
+  body: (db: TestDatabase, queue: string, f: ClusterFixture) => Promise<void>,
+): Promise<void> {
+  const f = await clusterFixture();
+  const db = await createTestDatabase(prefix);
+  try {
+    for (const sql of setup) await db.query(sql);
+    await initializeCluster(f.ctx);
+    await createSet(f.ctx, "s1", setConfig(db.dsn, tables));
+    const queue = dbNames.queue(f.cluster, "s1");
+    await registerConsumer(db, queue);
+    await body(db, queue, f);
+  } finally {
+    await f.close();
+    await db.drop();
+  }
+}
+
+describe("capture: events", () => {
+  test("INSERT, UPDATE, DELETE, primary key change, unmonitored update, TRUNCATE", async () => {
+    await withSet(
+      "cap_events",
+      [
+        "CREATE SCHEMA app",
+        'CREATE TABLE app."Accounts" (id int PRIMARY KEY, owner text, balance numeric, note text)',
+      ],
+      [{ name: "Accounts", schema: "app", columns: ["owner", "balance"] }],
+      async (db, queue) => {
+        const client = await db.connect();
+        try {
+          await client.query("BEGIN");
+          await client.query(
+            `INSERT INTO app."Accounts" VALUES (1, 'ann', 10.50, 'n1'), (2, NULL, 0, 'n2')`,
+          );
+          const [{ txid }] = (await client.query("SELECT txid_current()::text AS txid")).rows;
+          await client.query("COMMIT");
+          await db.query(`UPDATE app."Accounts" SET balance = 11 WHERE id = 1`);
+          await db.query(`UPDATE app."Accounts" SET note = 'changed' WHERE id = 1`); // unmonitored
+          await db.query(`UPDATE app."Accounts" SET owner = 'ann' WHERE id = 1`); // same value
+          await db.query(`UPDATE app."Accounts" SET id = 3 WHERE id = 1`); // primary key change
+          await db.query(`DELETE FROM app."Accounts" WHERE id = 2`);
+          // rolled back: never captured
+          await client.query("BEGIN");
+          await client.query(`INSERT INTO app."Accounts" VALUES (9, 'ghost', 0, '')`);
+          await client.query("ROLLBACK");
+          await db.query(`TRUNCATE app."Accounts"`);
+
+          const events = await readEvents(db, queue);
+          assert.deepEqual(
+            events.map((e) => [e.type, e.data]),
+            [
+              ["INSERT", { new: { id: 1, owner: "ann", balance: "10.50" } }],
+              ["INSERT", { new: { id: 2, owner: null, balance: "0" } }],
+              [
+                "UPDATE",
+                {
+                  old: { id: 1, owner: "ann", balance: "10.50" },
+                  new: { id: 1, owner: "ann", balance: "11" },
+                },
+              ],
+              [
+                "UPDATE",
+                {
+                  old: { id: 1, owner: "ann", balance: "11" },
+                  new: { id: 3, owner: "ann", balance: "11" },
+                },
+              ],
+              ["DELETE", { old: { id: 2, owner: null, balance: "0" } }],
+              ["TRUNCATE", {}],
+            ],
+          );
+          for (const event of events) {
+            assert.equal(event.schema, "app");
+            assert.equal(event.table, "Accounts");
+            assert.deepEqual(event.identity, ["id"]);
+            assert.equal(event.configVersion, "0");
+          }
+          // one transaction, one txid; later statements are later transactions
+          assert.equal(events[0]?.txid, txid);
+          assert.equal(events[1]?.txid, txid);
+          assert.ok(BigInt(events[2]!.txid) > BigInt(txid!));
+        } finally {
+          await client.end();
+        }
+      },
+    );
+  });
+
+  test("given primary keys identify a table without one; every column is captured by default", async () => {
+    await withSet(
+      "cap_pk",
+      ["CREATE TABLE ledger (region text, seq int8, amount numeric, memo text)"],
+      [{ name: "ledger", schema: "public", primary_keys: ["region", "seq"] }],
+      async (db, queue, f) => {
+        await db.query("INSERT INTO ledger VALUES ('eu', 9007199254740993, 1.5, 'm')");
+        await db.query("UPDATE ledger SET memo = 'n' WHERE seq = 9007199254740993");
+        // narrowing the columns takes effect at once and the events carry the new version
+        await updateSet(
+          f.ctx,
+          "s1",
+          setConfig(db.dsn, [
+            {
+              name: "ledger",
+              schema: "public",
+              primary_keys: ["region", "seq"],
+              columns: ["amount"],
+            },
+          ]),
+        );
+        await db.query("UPDATE ledger SET memo = 'o'");
+        await db.query("UPDATE ledger SET amount = 2");
+        const events = await readEvents(db, queue);
+        assert.deepEqual(
+          events.map((e) => [e.type, e.identity, e.configVersion, e.data]),
+          [
+            [
+              "INSERT",
+              ["region", "seq"],
+              "0",
+              { new: { region: "eu", seq: "9007199254740993", amount: "1.5", memo: "m" } },
+            ],
+            [
+              "UPDATE",
+              ["region", "seq"],
+              "0",
+              {
+                old: { region: "eu", seq: "9007199254740993", amount: "1.5", memo: "m" },
+                new: { region: "eu", seq: "9007199254740993", amount: "1.5", memo: "n" },
+              },
+            ],
+            [
+              "UPDATE",
+              ["region", "seq"],
+              "1",
+              {
+                old: { region: "eu", seq: "9007199254740993", amount: "1.5" },
+                new: { region: "eu", seq: "9007199254740993", amount: "2" },
+              },
+            ],
+          ],
+        );
+      },
+    );
+  });
+});

@@ -1,0 +1,256 @@
+/**
+ * Shared fixtures of the administration and capture tests: a fresh cluster name with its own
+ * ZooKeeper session and admin context, leftover checks (znodes, triggers, queues, prepared
+ * transactions), the CLI runner and a PgQ reader.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import type pg from "pg";
+import type { AdminContext } from "../../../src/cluster/context.js";
+import { ZooKeeper } from "../../../src/cluster/zookeeper.js";
+import { dbNames, zkPaths } from "../../../src/config/names.js";
+import type { SetConfigInput } from "../../../src/config/set-config.js";
+import { silentLogger } from "../../../src/log.js";
+import { repoRoot, stackEnv } from "../../support/env.js";
+import type { TestDatabase } from "../../support/postgres.js";
+import { connectZk, type TestZk } from "../../support/zookeeper.js";
+
+/** A cluster name unique to this call: [a-z0-9_], at most 16 characters. */
+export function clusterName(): string {
+  return `c${randomBytes(5).toString("hex")}`;
+}
+
+/** A fresh cluster (not initialized) with a library session and a raw test session. */
+export interface ClusterFixture {
+  cluster: string;
+  hosts: string;
+  ctx: AdminContext;
+  /** The raw test client, for asserting on znodes behind the library's back. */
+  zk: TestZk;
+  /** Closes both sessions and removes the cluster's znodes. */
+  close(): Promise<void>;
+}
+
+/** Opens a fixture on the stack's ZooKeeper (or HOSTS). */
+export async function clusterFixture(
+  options: { hosts?: string; timeoutMs?: number; sessionTimeoutMs?: number } = {},
+): Promise<ClusterFixture> {
+  const hosts = options.hosts ?? stackEnv().zookeeperHosts;
+  const cluster = clusterName();
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const session = await ZooKeeper.connect({
+    hosts,
+    timeoutMs,
+    operationTimeoutMs: timeoutMs,
+    ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+  });
+  const zk = await connectZk({ hosts });
+  const ctx: AdminContext = {
+    zk: session,
+    cluster,
+    logger: silentLogger,
+    zookeeperTimeoutMs: timeoutMs,
+  };
+  return {
+    cluster,
+    hosts,
+    ctx,
+    zk,
+    async close() {
+      session.close();
+      await zk.removeRecursive(`/${cluster}`).catch(() => {});
+      zk.close();
+    },
+  };
+}
+
+/** A set configuration for TABLES (names, or table entries) in DB. */
+export function setConfig(
+  dsn: string,
+  tables: (string | SetConfigInput["tables"][number])[],
+): SetConfigInput {
+  return {
+    database: { dsn },
+    tables: tables.map((t) => (typeof t === "string" ? { name: t, schema: "public" } : t)),
+  };
+}
+
+/** What a set (or a failed command) left in a database and in ZooKeeper. */
+export interface Leftovers {
+  setZnode: boolean;
+  transactionRecords: string[];
+  triggers: string[];
+  queue: boolean;
+  functions: string[];
+  prepared: string[];
+}
+
+/** Everything of SET (and every prepared transaction of CLUSTER) in DB and ZooKeeper. */
+export async function leftovers(
+  db: Pick<TestDatabase, "query">,
+  zk: TestZk,
+  cluster: string,
+  set: string,
+): Promise<Leftovers> {
+  const triggers = await db.query<{ name: string }>(
+    `SELECT format('%s.%s', c.relname, t.tgname) AS name
+       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+      WHERE t.tgname IN ($1, $2) ORDER BY 1`,
+    [dbNames.trigger(cluster, set), dbNames.truncateTrigger(cluster, set)],
+  );
+  const hasPgq = await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'pgq'");
+  const queue =
+    hasPgq.length > 0 &&
+    (await db.query("SELECT 1 FROM pgq.queue WHERE queue_name = $1", [dbNames.queue(cluster, set)]))
+      .length > 0;
+  const functions = await db.query<{ name: string }>(
+    `SELECT p.proname::text AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = $1 AND p.proname LIKE $2`,
+    [dbNames.schema(cluster), `capture\\_${set}\\_%`],
+  );
+  // pg_prepared_xacts is server-wide: every database of the server, filtered by cluster.
+  const prepared = await db.query<{ gid: string }>(
+    "SELECT gid FROM pg_prepared_xacts WHERE gid LIKE $1 ORDER BY gid",
+    [`pgshovel:${cluster}:%`],
+  );
+  return {
+    setZnode: (await zk.exists(zkPaths.set(cluster, set))) !== null,
+    transactionRecords: await zk.children(zkPaths.transactions(cluster)),
+    triggers: triggers.map((r) => r.name),
+    queue,
+    functions: functions.map((r) => r.name),
+    prepared: prepared.map((r) => r.gid),
+  };
+}
+
+/** Asserts a failed command left nothing: no znode, trigger, queue, function or prepared transaction. */
+export async function assertNothingLeft(
+  db: Pick<TestDatabase, "query">,
+  zk: TestZk,
+  cluster: string,
+  set: string,
+): Promise<void> {
+  assert.deepEqual(await leftovers(db, zk, cluster, set), {
+    setZnode: false,
+    transactionRecords: [],
+    triggers: [],
+    queue: false,
+    functions: [],
+    prepared: [],
+  });
+}
+
+/** The result of one CLI run. */
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  elapsedMs: number;
+}
+
+/**
+ * Runs bin/pgshovel with ARGS. The environment is the test's minus every PGSHOVEL_* variable,
+ * plus ENV: a test says exactly which PGSHOVEL_* settings the command sees.
+ */
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith("PGSHOVEL_")) env[key] = value;
+  }
+  Object.assign(env, options.env ?? {});
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(repoRoot, "bin", "pgshovel"), args, { env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString("utf8");
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8");
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+    child.once("error", reject);
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, elapsedMs: Date.now() - started });
+    });
+    child.stdin.end(options.stdin ?? "");
+  });
+}
+
+/** One PgQ event as the capture trigger writes it. */
+export interface CapturedEvent {
+  type: string;
+  data: { old?: Record<string, unknown>; new?: Record<string, unknown> };
+  schema: string;
+  table: string;
+  configVersion: string;
+  identity: string[];
+  txid: string;
+}
+
+/** Registers CONSUMER on QUEUE: it sees the events inserted from now on. */
+export async function registerConsumer(
+  db: Pick<TestDatabase, "query">,
+  queue: string,
+  consumer = "test",
+): Promise<void> {
+  await db.query("SELECT pgq.register_consumer($1, $2)", [queue, consumer]);
+}
+
+/**
+ * Ticks QUEUE and reads every batch up to that tick for CONSUMER (registered before the changes):
+ * every event committed so far, in event order.
+ */
+export async function readEvents(
+  db: Pick<TestDatabase, "query">,
+  queue: string,
+  consumer = "test",
+): Promise<CapturedEvent[]> {
+  await db.query("SELECT pgq.ticker($1)", [queue]);
+  const events: CapturedEvent[] = [];
+  for (;;) {
+    const [info] = await db.query<{ batch_id: string | null }>(
+      "SELECT batch_id::text FROM pgq.next_batch_info($1, $2)",
+      [queue, consumer],
+    );
+    if (!info?.batch_id) return events;
+    const rows = await db.query<{
+      ev_type: string;
+      ev_data: string;
+      ev_extra1: string;
+      ev_extra2: string;
+      ev_extra3: string;
+      ev_extra4: string;
+      ev_txid: string;
+    }>(
+      `SELECT ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_txid::text
+         FROM pgq.get_batch_events($1) ORDER BY ev_id`,
+      [info.batch_id],
+    );
+    for (const row of rows) {
+      events.push({
+        type: row.ev_type,
+        data: JSON.parse(row.ev_data) as CapturedEvent["data"],
+        schema: row.ev_extra1,
+        table: row.ev_extra2,
+        configVersion: row.ev_extra3,
+        identity: JSON.parse(row.ev_extra4) as string[],
+        txid: row.ev_txid,
+      });
+    }
+    await db.query("SELECT pgq.finish_batch($1)", [info.batch_id]);
+  }
+}
+
+/** Ends a client, ignoring errors. */
+export async function endQuietly(client: pg.Client | undefined): Promise<void> {
+  await client?.end().catch(() => {});
+}

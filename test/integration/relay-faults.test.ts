@@ -1,0 +1,170 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { zkPaths } from "../../src/config/names.js";
+import { decodeStreamBytes } from "../../src/cli/stream-command.js";
+import type { Message } from "../../src/stream/types.js";
+import { startPrivatePostgres, startPrivateZooKeeper } from "../support/private-services.js";
+import { waitFor } from "../support/wait.js";
+import { assemble, readStreamFile, setupSet, startRelay, stopRelay, waitForLog, waitForMutations } from "./relay-support.js";
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "pgshovel-faults-"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const oneTable = async (db: { query(sql: string): Promise<unknown> }) => {
+  await db.query("CREATE TABLE t (id int PRIMARY KEY, v text)");
+};
+
+describe("relay faults", () => {
+  test("kill -9 mid-batch: the batch is sent again whole, same id and content, nothing lost", async () => {
+    const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
+    try {
+      await fixture.db.query("INSERT INTO t SELECT g, repeat('x', 200) || g FROM generate_series(1, 20000) g");
+      // stdout is a pipe the test stops reading: the relay blocks mid-batch.
+      const first = startRelay(fixture, ["--fetch-size", "100"], "pgshovel-stream-relay");
+      let seen = "";
+      let mutationLines = 0;
+      first.child.stdout!.on("data", (chunk: Buffer) => {
+        if (mutationLines >= 200) return;
+        const text = chunk.toString("utf8");
+        seen += text;
+        mutationLines += (text.match(/"mutation"/g) ?? []).length;
+        if (mutationLines >= 200) first.child.stdout!.pause();
+      });
+      await waitFor(() => mutationLines >= 200, { description: `200 mutations on stdout (stderr: ${first.stderr()})` });
+      first.child.kill("SIGKILL");
+      await first.exited;
+      const partial: Message[] = decodeStreamBytes(Buffer.from(seen.slice(0, seen.lastIndexOf("\n") + 1)), "json");
+      assert.ok(!partial.some((m) => m.body.kind === "commit" && partial.some((p) => p.body.kind === "mutation" && p.batch.id === m.batch.id)));
+      const partialMutations = partial.filter((m) => m.body.kind === "mutation");
+      const batchId = partialMutations[0]!.batch.id;
+
+      const path = join(dir, "resent.jsonl");
+      const second = startRelay(fixture, ["--sink", `file:${path}`]);
+      try {
+        const batches = await waitForMutations(path, 20000);
+        const resent = batches.find((b) => b.id === batchId);
+        assert.ok(resent, `batch ${batchId} sent again`);
+        assert.equal(resent.mutations.length, 20000);
+        // What the killed relay had sent is exactly the start of the re-sent batch.
+        partialMutations.forEach((m, i) => {
+          assert.ok(m.body.kind === "mutation");
+          assert.deepEqual(resent.mutations[i], m.body.mutation);
+        });
+        assert.equal(batches.flatMap((b) => b.mutations).length, 20000, "each row once");
+      } finally {
+        assert.equal((await stopRelay(second)).code, 0);
+      }
+    } finally {
+      await fixture.close();
+    }
+  });
+
+  test("PostgreSQL restarted while running: the relay reconnects, nothing lost or duplicated", async () => {
+    const server = await startPrivatePostgres();
+    const fixture = await setupSet({ prepare: oneTable, tables: ["t"], server: server.server });
+    const path = join(dir, "pg-restart.jsonl");
+    const relay = startRelay(fixture, ["--sink", `file:${path}`]);
+    try {
+      await fixture.db.query("INSERT INTO t SELECT g, 'before' FROM generate_series(1, 100) g");
+      await waitForMutations(path, 100);
+      await server.stop();
+      await waitForLog(relay, "recoverable failure");
+      await server.start();
+      await fixture.db.query("INSERT INTO t SELECT g, 'after' FROM generate_series(101, 200) g");
+      const batches = await waitForMutations(path, 200);
+      const ids = batches.flatMap((b) => b.mutations).map((m) => m.new!.id);
+      assert.equal(ids.length, 200);
+      assert.equal(new Set(ids).size, 200);
+      assert.equal(relay.child.exitCode, null, "still running");
+    } finally {
+      assert.equal((await stopRelay(relay)).code, 0);
+      await fixture.close();
+      await server.destroy();
+    }
+  });
+
+  test("ZooKeeper stopped and started while running: the relay pauses, then resumes", async () => {
+    const zk = await startPrivateZooKeeper();
+    const fixture = await setupSet({ prepare: oneTable, tables: ["t"], zkHosts: zk.hosts });
+    const path = join(dir, "zk-restart.jsonl");
+    const relay = startRelay(fixture, ["--sink", `file:${path}`, "--zookeeper-timeout", "20s"]);
+    try {
+      await fixture.db.query("INSERT INTO t VALUES (1, 'before')");
+      await waitForMutations(path, 1);
+      await zk.stop();
+      await waitForLog(relay, "pausing until it is back");
+      await fixture.db.query("INSERT INTO t VALUES (2, 'while ZooKeeper is down')");
+      await zk.start();
+      await waitForLog(relay, "resuming");
+      const batches = await waitForMutations(path, 2);
+      assert.deepEqual(
+        batches.flatMap((b) => b.mutations).map((m) => m.new!.v),
+        ["before", "while ZooKeeper is down"],
+      );
+      assert.equal(relay.child.exitCode, null, "still running");
+    } finally {
+      assert.equal((await stopRelay(relay)).code, 0);
+      await fixture.close();
+      await zk.destroy();
+    }
+  });
+
+  test("a cluster at another software version stops the relay with a non-zero exit", async () => {
+    const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
+    const path = join(dir, "version.jsonl");
+    const relay = startRelay(fixture, ["--sink", `file:${path}`]);
+    try {
+      await fixture.db.query("INSERT INTO t VALUES (1, 'x')");
+      await waitForMutations(path, 1);
+      const node = await fixture.ctx.zk.get(zkPaths.cluster(fixture.cluster));
+      const record = JSON.parse(node!.data.toString("utf8"));
+      await fixture.ctx.zk.multi(
+        [{ op: "setData", path: zkPaths.cluster(fixture.cluster), data: Buffer.from(JSON.stringify({ ...record, version: "99.0.0" })), version: node!.stat.version }],
+        "test",
+      );
+      const exit = await relay.exited;
+      assert.equal(exit.code, 1);
+      assert.match(relay.stderr(), /cluster is at version 99\.0\.0/);
+      assert.equal(assemble(await readStreamFile(path)).batches.length >= 1, true);
+    } finally {
+      await stopRelay(relay);
+      await fixture.close();
+    }
+  });
+
+  test("two relays of one set: one publishes, the standby takes over when it is killed", async () => {
+    const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
+    const pathA = join(dir, "leader-a.jsonl");
+    const pathB = join(dir, "leader-b.jsonl");
+    const a = startRelay(fixture, ["--sink", `file:${pathA}`, "--zookeeper-timeout", "4s"]);
+    await waitForLog(a, "leading");
+    const b = startRelay(fixture, ["--sink", `file:${pathB}`, "--zookeeper-timeout", "4s"]);
+    try {
+      await waitForLog(b, "standing by");
+      await fixture.db.query("INSERT INTO t VALUES (1, 'to a')");
+      await waitForMutations(pathA, 1);
+      a.child.kill("SIGKILL");
+      await a.exited;
+      await waitForLog(b, "leading", 30_000);
+      await fixture.db.query("INSERT INTO t VALUES (2, 'to b')");
+      const batches = await waitForMutations(pathB, 1);
+      assert.deepEqual(
+        batches.flatMap((x) => x.mutations).map((m) => m.new!.v),
+        ["to b"],
+      );
+    } finally {
+      await stopRelay(a);
+      assert.equal((await stopRelay(b)).code, 0);
+      await fixture.close();
+    }
+  });
+});
+

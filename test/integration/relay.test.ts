@@ -1,0 +1,210 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { dropSet, updateSet } from "../../src/cluster/admin.js";
+import type { Mutation } from "../../src/stream/types.js";
+import { waitFor } from "../support/wait.js";
+import {
+  assemble,
+  pgbench,
+  readStreamFile,
+  setupPgbenchSet,
+  setupSet,
+  startRelay,
+  stopRelay,
+  waitForLog,
+  waitForMutations,
+} from "./relay-support.js";
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "pgshovel-relay-"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const isHistoryInsert = (m: Mutation) => m.table === "pgbench_history" && m.operation === "INSERT";
+
+describe("relay to a file", () => {
+  test("a pgbench workload arrives whole, transaction-exact, in order; rolled back work is absent", async () => {
+    const fixture = await setupPgbenchSet();
+    const path = join(dir, "pgbench.jsonl");
+    const relay = startRelay(fixture, ["--sink", `file:${path}`]);
+    try {
+      await pgbench(fixture.db, ["-n", "-c", "2", "-t", "250"]);
+      // A transaction that rolls back leaves nothing in the stream.
+      const client = await fixture.db.connect();
+      await client.query("BEGIN");
+      await client.query("UPDATE pgbench_branches SET bbalance = 424242");
+      await client.query("INSERT INTO pgbench_history (tid, bid, aid, delta) VALUES (1, 1, 1, 424242)");
+      await client.query("ROLLBACK");
+      await client.end();
+      const [history] = await fixture.db.query<{ count: string }>("SELECT count(*) FROM pgbench_history");
+      assert.equal(Number(history!.count), 500);
+      const batches = await waitForMutations(path, 500, isHistoryInsert);
+
+      // Diagnostics on SIGUSR1, on stderr.
+      relay.child.kill("SIGUSR1");
+      await waitForLog(relay, '"diagnostics"');
+      assert.match(relay.stderr(), /"set":"s","consumer":"pgshovel"/);
+
+      const exit = await stopRelay(relay);
+      assert.deepEqual(exit, { code: 0, signal: null });
+
+      const messages = await readStreamFile(path);
+      const { assembler } = assemble(messages); // validates contiguity and bracketing
+      assert.equal(assembler.stats.duplicates + assembler.stats.rolledBack + assembler.stats.abandoned, 0);
+      const mutations = batches.flatMap((b) => b.mutations);
+      assert.equal(mutations.filter(isHistoryInsert).length, 500);
+      assert.equal(mutations.length, 2000, "4 mutations per pgbench transaction");
+      assert.ok(!mutations.some((m) => m.new?.bbalance === 424242 || m.new?.delta === 424242), "rolled back work is absent");
+
+      // Each transaction lies in exactly one batch; batches follow each other tick by tick.
+      const batchOfTransaction = new Map<bigint, bigint>();
+      for (const batch of batches) {
+        for (const m of batch.mutations) {
+          const seen = batchOfTransaction.get(m.transaction);
+          assert.ok(seen === undefined || seen === batch.id, `transaction ${m.transaction} spans batches ${seen} and ${batch.id}`);
+          batchOfTransaction.set(m.transaction, batch.id);
+        }
+      }
+      for (let i = 1; i < batches.length; i++) {
+        assert.ok(batches[i]!.id > batches[i - 1]!.id);
+        assert.equal(batches[i]!.begin.start.id, batches[i - 1]!.begin.end.id, "tick chain");
+      }
+      // Event ids ascend within the stream, and each history row arrives once.
+      const ids = mutations.map((m) => m.id);
+      assert.deepEqual(ids, [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+      const historyIds = new Set(mutations.filter(isHistoryInsert).map((m) => m.new!.id));
+      assert.equal(historyIds.size, 500);
+
+      // Replaying the stream's account updates gives the database's balances.
+      const balances = new Map<string, number>();
+      for (const m of mutations) if (m.table === "pgbench_accounts") balances.set(String(m.new!.aid), Number(m.new!.abalance));
+      const rows = await fixture.db.query<{ aid: number; abalance: number }>(
+        "SELECT aid, abalance FROM pgbench_accounts WHERE aid = ANY($1::int[])",
+        [[...balances.keys()].map(Number)],
+      );
+      assert.equal(rows.length, balances.size);
+      for (const row of rows) assert.equal(balances.get(String(row.aid)), row.abalance, `account ${row.aid}`);
+    } finally {
+      await stopRelay(relay);
+      await fixture.close();
+    }
+  });
+
+  test("protobuf frames in a file decode to the same stream", async () => {
+    const fixture = await setupSet({
+      prepare: async (db) => {
+        await db.query("CREATE TABLE t (id int8 PRIMARY KEY, n numeric, doc jsonb, b bytea)");
+      },
+      tables: ["t"],
+    });
+    const path = join(dir, "proto.bin");
+    const relay = startRelay(fixture, ["--sink", `file:${path}`, "--codec", "protobuf"]);
+    try {
+      await fixture.db.query(
+        "INSERT INTO t VALUES (9223372036854775807, 1234567890123456789012345678901234567890.5, 'null', '\\x00ff'), (1, NULL, NULL, NULL)",
+      );
+      const batches = await waitFor(
+        async () => {
+          const { batches } = assemble(await readStreamFile(path, "protobuf"));
+          return batches.some((b) => b.mutations.length === 2) ? batches : undefined;
+        },
+        { description: "two inserts in the protobuf stream" },
+      );
+      const [big, small] = batches.flatMap((b) => b.mutations);
+      assert.deepEqual(big!.new, { id: "9223372036854775807", n: "1234567890123456789012345678901234567890.5", doc: "null", b: "\\x00ff" });
+      assert.deepEqual(small!.new, { id: "1", n: null, doc: null, b: null });
+    } finally {
+      assert.equal((await stopRelay(relay)).code, 0);
+      await fixture.close();
+    }
+  });
+
+  test("follows ZooKeeper: a table added while running is relayed; a dropped set stops the relay with exit 0", async () => {
+    const fixture = await setupSet({
+      prepare: async (db) => {
+        await db.query("CREATE TABLE a (id int PRIMARY KEY, v text)");
+        await db.query("CREATE TABLE b (id int PRIMARY KEY, v text)");
+      },
+      tables: ["a"],
+    });
+    const path = join(dir, "follow.jsonl");
+    const relay = startRelay(fixture, ["--sink", `file:${path}`]);
+    try {
+      await fixture.db.query("INSERT INTO a VALUES (1, 'one')");
+      await waitForMutations(path, 1, (m) => m.table === "a");
+      await updateSet(fixture.ctx, "s", {
+        database: { dsn: fixture.db.dsn },
+        tables: [
+          { name: "a", schema: "public" },
+          { name: "b", schema: "public" },
+        ],
+      });
+      await fixture.db.query("INSERT INTO b VALUES (2, 'two')");
+      await waitForMutations(path, 1, (m) => m.table === "b");
+      const publishers = new Set((await readStreamFile(path)).map((m) => m.header.publisher));
+      assert.equal(publishers.size, 1, "the same relay process published both");
+
+      await dropSet(fixture.ctx, "s");
+      const exit = await relay.exited;
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.match(relay.stderr(), /set s was dropped/);
+    } finally {
+      await stopRelay(relay);
+      await fixture.close();
+    }
+  });
+
+  test("a relay for a set that does not exist fails with a clear message", async () => {
+    const fixture = await setupSet({
+      prepare: async (db) => {
+        await db.query("CREATE TABLE a (id int PRIMARY KEY)");
+      },
+      tables: ["a"],
+    });
+    try {
+      const relay = startRelay({ ...fixture, set: "nosuchset" }, ["--sink", `file:${join(dir, "none.jsonl")}`]);
+      const exit = await relay.exited;
+      assert.equal(exit.code, 1);
+      assert.match(relay.stderr(), /set "nosuchset" does not exist/);
+    } finally {
+      await fixture.close();
+    }
+  });
+});
+
+describe("relay to stdout", () => {
+  test("pgshovel-stream-relay writes JSON lines to stdout and logs only to stderr", async () => {
+    const fixture = await setupSet({
+      prepare: async (db) => {
+        await db.query("CREATE TABLE a (id int PRIMARY KEY, v text)");
+      },
+      tables: ["a"],
+    });
+    const relay = startRelay(fixture, [], "pgshovel-stream-relay");
+    let stdout = "";
+    relay.child.stdout!.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString("utf8");
+    });
+    try {
+      await fixture.db.query("INSERT INTO a VALUES (1, 'héllo 👋')");
+      await waitFor(() => stdout.includes('"commit"') && stdout.includes("👋"), { description: "the insert on stdout" });
+      const lines = stdout.trim().split("\n");
+      for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), line);
+      assert.ok(lines.some((l) => JSON.parse(l).mutation?.new?.v === "héllo 👋"));
+      const started = Date.now();
+      const exit = await stopRelay(relay);
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.ok(Date.now() - started < 10_000, "stops within 10 s");
+    } finally {
+      await stopRelay(relay);
+      await fixture.close();
+    }
+  });
+});
+
