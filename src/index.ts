@@ -30,6 +30,8 @@ export { ERROR_CODES, type ErrorCode, isPgshovelError, PgshovelError } from "./e
 export { createLogger, type Logger, silentLogger } from "./log.js";
 export { Relay, type RelayDiagnostics, type RelayOptions, type RelayOutcome } from "./relay/relay.js";
 export { FileSink, StreamSink } from "./sinks/file/file-sink.js";
-export type { Sink } from "./sinks/sink.js";
+export type { CommittedMark, Sink } from "./sinks/sink.js";
+export * from "./sinks/kafka/index.js";
+export * from "./consumer/index.js";
 export * from "./stream/index.js";
 export { SOFTWARE_VERSION } from "./version.js";

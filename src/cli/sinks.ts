@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { Logger } from "../log.js";
 import { FileSink, StreamSink } from "../sinks/file/file-sink.js";
+import { COMPRESSIONS, DEFAULT_COMPRESSION, KafkaSink } from "../sinks/kafka/index.js";
 import type { Sink } from "../sinks/sink.js";
 import type { Codec } from "../stream/codec.js";
 import { option, parsePositiveInt } from "./options.js";
@@ -25,7 +26,7 @@ export function addKafkaOptions(command: Command): void {
   command
     .addOption(option("--kafka-brokers <list>", "Kafka bootstrap brokers, comma-separated host:port").default("127.0.0.1:9092"))
     .addOption(option("--topic <name>", "Kafka topic (default: <cluster>.<set>.mutations)"))
-    .addOption(option("--compression <codec>", "Kafka record compression").choices(["none", "gzip", "snappy", "lz4", "zstd"]).default("lz4"))
+    .addOption(option("--compression <codec>", "Kafka record compression").choices(COMPRESSIONS).default(DEFAULT_COMPRESSION))
     .addOption(option("--replication-factor <n>", "replication factor of a topic the relay creates").default(1).argParser(parsePositiveInt))
     .addOption(option("--kafka-tls", "connect to the brokers with TLS"))
     .addOption(option("--kafka-sasl-mechanism <mechanism>", "SASL mechanism").choices(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]))
@@ -69,8 +70,21 @@ export function createSink(spec: SinkSpec, context: { codec: Codec; logger: Logg
       return new StreamSink(process.stdout, context.codec);
     case "file":
       return new FileSink(spec.path, context.codec);
-    case "kafka":
-      throw new Error("kafka sink not wired yet");
+    case "kafka": {
+      const kafka = context.kafka!;
+      return new KafkaSink({
+        brokers: kafka.brokers,
+        topic: kafka.topic,
+        codec: context.codec.name,
+        compression: kafka.compression as (typeof COMPRESSIONS)[number],
+        replicationFactor: kafka.replicationFactor,
+        transactionalId: kafka.transactionalId,
+        clientId: kafka.clientId,
+        ...(kafka.tls ? { tls: {} } : {}),
+        ...(kafka.sasl ? { sasl: kafka.sasl as never } : {}),
+        logger: context.logger,
+      });
+    }
     default: {
       const unreachable: never = spec;
       throw new Error(`unknown sink ${JSON.stringify(unreachable)}`);

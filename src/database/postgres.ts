@@ -29,7 +29,7 @@ export function convertPgError(error: unknown, doing: string): PgshovelError {
   const err = error as Error & { code?: string; detail?: string; hint?: string };
   const code = err?.code ?? "";
   const message = err?.message ?? String(error);
-  if (NETWORK_CODES.has(code) || /Connection terminated|timeout expired/i.test(message)) {
+  if (NETWORK_CODES.has(code) || /Connection terminated|timeout expired|not queryable|connection error|Client was closed/i.test(message)) {
     return new PgshovelError("DATABASE_UNAVAILABLE", `${doing}: ${message}`, {
       cause: error,
       retryable: true,

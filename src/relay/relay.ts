@@ -179,7 +179,9 @@ export class Relay {
         if (checkSink && this.options.sink.lastCommittedBatch) {
           const last = await this.options.sink.lastCommittedBatch();
           checkSink = false;
-          if (last && last.node === ref.node && last.id === ref.id) {
+          // After a failed publish whose commit did land, our sequence continues after it.
+          if (last && last.header.publisher === this.publisher) this.sequence = last.header.sequence + 1n;
+          if (last && last.batch.node === ref.node && last.batch.id === ref.id) {
             logger.info({ batch: ref.id.toString() }, "the sink already holds this batch: finishing it without publishing again");
             await source.finish(batch.id);
             continue;

@@ -1,4 +1,10 @@
-import type { BatchRef, Message } from "../stream/types.js";
+import type { BatchRef, Header, Message } from "../stream/types.js";
+
+/** The commit a sink holds last: its batch and the header it was published with. */
+export interface CommittedMark {
+  batch: BatchRef;
+  header: Header;
+}
 
 /**
  * Where a relay publishes its stream. A sink receives one batch at a time:
@@ -26,7 +32,7 @@ export interface Sink {
    * (Kafka reads it back from the topic); used to finish a batch published
    * before a crash instead of publishing it again.
    */
-  lastCommittedBatch?(): Promise<BatchRef | undefined>;
+  lastCommittedBatch?(): Promise<CommittedMark | undefined>;
   /** Flushes and releases everything. */
   close(): Promise<void>;
 }

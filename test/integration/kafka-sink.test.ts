@@ -301,7 +301,7 @@ describe("Kafka sink", { timeout: 180_000 }, () => {
       await sink.publishBatch(b.ref, iterate(b.messages));
       b.commit();
     }
-    assert.deepEqual(await sink.lastCommittedBatch(), { node: NODE, id: 3n });
+    assert.deepEqual((await sink.lastCommittedBatch())?.batch, { node: NODE, id: 3n });
 
     // Aborted (never committed in Kafka) and rolled back (committed, ending in a rollback):
     // the last commit then sits more than one scan window below the end.
@@ -310,11 +310,11 @@ describe("Kafka sink", { timeout: 180_000 }, () => {
     const rolledBack = publisher.batch(4n, 2_000, { end: "rollback" });
     await sink.publishBatch(rolledBack.ref, iterate(rolledBack.messages));
     rolledBack.commit();
-    assert.deepEqual(await sink.lastCommittedBatch(), { node: NODE, id: 3n });
+    assert.deepEqual((await sink.lastCommittedBatch())?.batch, { node: NODE, id: 3n });
 
     const fresh = openSink(topic, { transactionalId: `pgshovel.test.${topic}.other` });
     await fresh.open();
-    assert.deepEqual(await fresh.lastCommittedBatch(), { node: NODE, id: 3n });
+    assert.deepEqual((await fresh.lastCommittedBatch())?.batch, { node: NODE, id: 3n });
   });
 
   test("a second sink with the same transactional id fences the first", async () => {
@@ -367,7 +367,7 @@ describe("Kafka sink", { timeout: 180_000 }, () => {
           // What the relay does: after a failure, the commit may have landed.
           if (attempt > 1) {
             const last = await sink.lastCommittedBatch();
-            if (last !== undefined && last.id >= id) return;
+            if (last !== undefined && last.batch.id >= id) return;
           }
           await sink.publishBatch(b.ref, iterate(b.messages));
         },

@@ -60,7 +60,7 @@ describe("relay faults", () => {
         });
         assert.equal(batches.flatMap((b) => b.mutations).length, 20000, "each row once");
       } finally {
-        assert.equal((await stopRelay(second)).code, 0);
+        assert.equal((await stopRelay(second)).code, 0, second.stderr());
       }
     } finally {
       await fixture.close();
@@ -85,7 +85,7 @@ describe("relay faults", () => {
       assert.equal(new Set(ids).size, 200);
       assert.equal(relay.child.exitCode, null, "still running");
     } finally {
-      assert.equal((await stopRelay(relay)).code, 0);
+      assert.equal((await stopRelay(relay)).code, 0, relay.stderr());
       await fixture.close();
       await server.destroy();
     }
@@ -111,7 +111,7 @@ describe("relay faults", () => {
       );
       assert.equal(relay.child.exitCode, null, "still running");
     } finally {
-      assert.equal((await stopRelay(relay)).code, 0);
+      assert.equal((await stopRelay(relay)).code, 0, relay.stderr());
       await fixture.close();
       await zk.destroy();
     }
@@ -123,7 +123,7 @@ describe("relay faults", () => {
     const relay = startRelay(fixture, ["--sink", `file:${path}`]);
     try {
       await fixture.db.query("INSERT INTO t VALUES (1, 'x')");
-      await waitForMutations(path, 1);
+      await waitForMutations(path, 1, undefined, 60_000, relay);
       const node = await fixture.ctx.zk.get(zkPaths.cluster(fixture.cluster));
       const record = JSON.parse(node!.data.toString("utf8"));
       await fixture.ctx.zk.multi(
@@ -162,7 +162,7 @@ describe("relay faults", () => {
       );
     } finally {
       await stopRelay(a);
-      assert.equal((await stopRelay(b)).code, 0);
+      assert.equal((await stopRelay(b)).code, 0, b.stderr());
       await fixture.close();
     }
   });

@@ -140,6 +140,7 @@ export async function waitForMutations(
   count: number,
   predicate: (m: CommittedBatch["mutations"][number]) => boolean = () => true,
   timeoutMs = 60_000,
+  relay?: RelayProcess,
 ): Promise<CommittedBatch[]> {
   return waitFor(
     async () => {
@@ -147,7 +148,13 @@ export async function waitForMutations(
       const seen = batches.reduce((n, b) => n + b.mutations.filter(predicate).length, 0);
       return seen >= count ? batches : undefined;
     },
-    { timeoutMs, intervalMs: 200, description: `${count} mutations in ${path}` },
+    {
+      timeoutMs,
+      intervalMs: 200,
+      get description() {
+        return `${count} mutations in ${path}${relay ? ` (relay stderr: ${relay.stderr()})` : ""}`;
+      },
+    },
   );
 }
 

@@ -5,7 +5,7 @@ import { PgshovelError, wrapError } from "../../errors.js";
 import { type Logger, silentLogger } from "../../log.js";
 import { type Codec, codecByName } from "../../stream/codec.js";
 import type { BatchRef, Message } from "../../stream/types.js";
-import type { Sink } from "../sink.js";
+import type { CommittedMark, Sink } from "../sink.js";
 import {
   type KafkaSinkConfig,
   type KafkaSinkOptionsInput,
@@ -225,7 +225,7 @@ export class KafkaSink implements Sink {
    * undefined when there is none. Reads only the tail: a small window below
    * the last stable offset, widened backwards while it holds no commit.
    */
-  async lastCommittedBatch(): Promise<BatchRef | undefined> {
+  async lastCommittedBatch(): Promise<CommittedMark | undefined> {
     this.#reader ??= new PartitionReader(this.#config, this.#config.topic);
     const reader = this.#reader;
     const { start, stable } = await reader.bounds();
@@ -234,7 +234,7 @@ export class KafkaSink implements Sink {
     while (until > start) {
       let from = until - window;
       if (from < start) from = start;
-      let last: BatchRef | undefined;
+      let last: CommittedMark | undefined;
       for await (const record of reader.read(from, { until })) {
         const kind = record.headers.get(HEADERS.kind)?.toString("utf8");
         if (record.value === null || (kind !== undefined && kind !== "commit")) continue;
@@ -247,7 +247,7 @@ export class KafkaSink implements Sink {
             `decoding offset ${record.offset} of topic ${this.#config.topic} with codec ${this.#codec.name}`,
           );
         }
-        if (message.body.kind === "commit") last = message.batch;
+        if (message.body.kind === "commit") last = { batch: message.batch, header: message.header };
       }
       if (last !== undefined) return last;
       until = from;
