@@ -8,17 +8,17 @@ const COLUMNS_PER_CALL = 50;
 
 function valueExpression(record: "OLD" | "NEW", column: CatalogColumn): string {
   const ref = `${record}.${ident(column.name)}`;
-  return NATIVE_JSON_TYPES.has(column.typeOid) ? ref : `${ref}::text`;
+  return NATIVE_JSON_TYPES.has(column.typeOid) ? ref : `${ref}::pg_catalog.text`;
 }
 
 function rowExpression(record: "OLD" | "NEW", columns: CatalogColumn[]): string {
   const pairs = columns.map((column) => `${literal(column.name)}, ${valueExpression(record, column)}`);
-  if (pairs.length <= COLUMNS_PER_CALL) return `json_build_object(${pairs.join(", ")})`;
+  if (pairs.length <= COLUMNS_PER_CALL) return `pg_catalog.json_build_object(${pairs.join(", ")})`;
   const chunks: string[] = [];
   for (let i = 0; i < pairs.length; i += COLUMNS_PER_CALL) {
-    chunks.push(`jsonb_build_object(${pairs.slice(i, i + COLUMNS_PER_CALL).join(", ")})`);
+    chunks.push(`pg_catalog.jsonb_build_object(${pairs.slice(i, i + COLUMNS_PER_CALL).join(", ")})`);
   }
-  return `(${chunks.join(" || ")})`;
+  return `(${chunks.join(" OPERATOR(pg_catalog.||) ")})`;
 }
 
 /** Everything the capture function of one table bakes in. */
@@ -57,18 +57,18 @@ export function captureSql(spec: CaptureSpec): string[] {
   ].join(", ");
   const cols = table.columnTypes;
   const changed = (record: "OLD" | "NEW") =>
-    `ROW(${cols.map((c) => `${record}.${ident(c.name)}::text`).join(", ")})`;
+    `ROW(${cols.map((c) => `${record}.${ident(c.name)}::pg_catalog.text`).join(", ")})`;
   const body = `
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM pgq.insert_event(${queue}, 'INSERT', json_build_object('new', ${rowExpression("NEW", cols)})::text, ${extras});
+    PERFORM pgq.insert_event(${queue}, 'INSERT', pg_catalog.json_build_object('new', ${rowExpression("NEW", cols)})::pg_catalog.text, ${extras});
   ELSIF TG_OP = 'UPDATE' THEN
     IF ${changed("OLD")} IS NOT DISTINCT FROM ${changed("NEW")} THEN
       RETURN NULL;
     END IF;
-    PERFORM pgq.insert_event(${queue}, 'UPDATE', json_build_object('old', ${rowExpression("OLD", cols)}, 'new', ${rowExpression("NEW", cols)})::text, ${extras});
+    PERFORM pgq.insert_event(${queue}, 'UPDATE', pg_catalog.json_build_object('old', ${rowExpression("OLD", cols)}, 'new', ${rowExpression("NEW", cols)})::pg_catalog.text, ${extras});
   ELSIF TG_OP = 'DELETE' THEN
-    PERFORM pgq.insert_event(${queue}, 'DELETE', json_build_object('old', ${rowExpression("OLD", cols)})::text, ${extras});
+    PERFORM pgq.insert_event(${queue}, 'DELETE', pg_catalog.json_build_object('old', ${rowExpression("OLD", cols)})::pg_catalog.text, ${extras});
   ELSE
     PERFORM pgq.insert_event(${queue}, 'TRUNCATE', '{}', ${extras});
   END IF;
@@ -76,7 +76,10 @@ BEGIN
 END`;
   const updateOf = cols.map((c) => ident(c.name)).join(", ");
   return [
-    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $pgshovel$${body}
+    // SECURITY DEFINER: application roles may write to a captured table without being
+    // granted PgQ's pgq_writer. Every name in the body is schema-qualified, so no
+    // search_path can redirect it.
+    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $pgshovel$${body}
 $pgshovel$`,
     `DROP TRIGGER IF EXISTS ${ident(dbNames.trigger(spec.cluster, spec.set))} ON ${target}`,
     `DROP TRIGGER IF EXISTS ${ident(dbNames.truncateTrigger(spec.cluster, spec.set))} ON ${target}`,

@@ -62,7 +62,7 @@ export function addAdminCommands(program: Command): void {
     });
   cluster
     .command("recover")
-    .description("resolve configuration changes interrupted between prepare and commit (every set command does it first)")
+    .description("resolve configuration changes interrupted between prepare and commit (set create, update, drop and cluster upgrade do it first)")
     .action(async (_options, command: Command) => {
       const report = await withAdmin(command, (ctx) => recoverCluster(ctx));
       process.stdout.write(

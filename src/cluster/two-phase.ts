@@ -169,7 +169,7 @@ async function learnOutcome(ctx: AdminContext, recordPath: string, cause: Pgshov
       `lost ZooKeeper (${ctx.zk.hosts}) while committing a change; its outcome is unknown, so the prepared transactions are kept: ${describeError(cause)}`,
       {
         cause: error,
-        hint: "once ZooKeeper is reachable run `pgshovel cluster recover` (every set command also does it first); until then the prepared transactions hold locks on the set's tables",
+        hint: "once ZooKeeper is reachable run `pgshovel cluster recover` (set create, update and drop also do it first); until then the prepared transactions hold locks on the set's tables",
       },
     );
   } finally {

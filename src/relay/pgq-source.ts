@@ -87,7 +87,12 @@ export class PgqSource {
 
   /** Connects, registers the consumer (new consumers start at the latest tick) and reads the node id. */
   async open(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.dsn, types, application_name: `pgshovel-relay ${this.set}` });
+    const client = new pg.Client({
+      connectionString: this.dsn,
+      types,
+      application_name: `pgshovel-relay ${this.set}`,
+      connectionTimeoutMillis: 10_000,
+    });
     client.on("error", () => {});
     try {
       await client.connect();

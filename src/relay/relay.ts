@@ -89,6 +89,7 @@ export class Relay {
   private state = "starting";
   private currentBatch: bigint | null = null;
   private batches = 0;
+  private lastTickAt = 0;
   private mutations = 0;
   private readonly identityCache = new Map<string, string[]>();
   private readonly follower: SetFollower;
@@ -167,7 +168,10 @@ export class Relay {
         const source = this.source;
         this.state = "polling";
         let batch = await source.nextBatch();
-        if (!batch && this.options.selfTick) {
+        // Ticking at most once per poll interval bounds how many batches we cut for the
+        // queue's other consumers, which may be slower (Kafka commits a transaction per batch).
+        if (!batch && this.options.selfTick && Date.now() - this.lastTickAt >= this.options.pollIntervalMs) {
+          this.lastTickAt = Date.now();
           await source.tick();
           batch = await source.nextBatch();
         }

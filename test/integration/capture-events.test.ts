@@ -106,6 +106,38 @@ describe("capture: events", () => {
     );
   });
 
+  test("an application role without PgQ privileges can write to a captured table", async () => {
+    const role = `app_${Math.random().toString(36).slice(2, 10)}`;
+    await withSet(
+      "cap_role",
+      [
+        "CREATE TABLE items (id int PRIMARY KEY, name text)",
+        `CREATE ROLE ${role} LOGIN`,
+        `GRANT ALL ON items TO ${role}`,
+      ],
+      [{ name: "items", schema: "public" }],
+      async (db, queue) => {
+        const client = await db.connect();
+        try {
+          await client.query(`SET ROLE ${role}`);
+          await client.query("INSERT INTO items VALUES (1, 'as the application')");
+          await client.query("UPDATE items SET name = 'changed' WHERE id = 1");
+        } finally {
+          await client.end();
+        }
+        const events = await readEvents(db, queue);
+        assert.deepEqual(
+          events.map((e) => e.type),
+          ["INSERT", "UPDATE"],
+        );
+      },
+    ).finally(async () => {
+      const admin = await createTestDatabase("cap_role_cleanup", { pgq: false });
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.drop();
+    });
+  });
+
   test("given primary keys identify a table without one; every column is captured by default", async () => {
     await withSet(
       "cap_pk",

@@ -1,0 +1,137 @@
+/**
+ * Figure 1, capture overhead: pgbench's tpcb-like workload with the set's
+ * triggers on its four tables, against the same workload without triggers
+ * and with PgQ's C trigger pgq.jsontriga, alternating, median of each.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { dbNames, ident } from "../src/config/names.js";
+import type { TestDatabase } from "../test/support/postgres.js";
+import { fmt, type FigureResult, target } from "./report.js";
+import { createBenchSet } from "./stack.js";
+import { median, round } from "./stats.js";
+
+const execFileAsync = promisify(execFile);
+const PGBENCH = "/usr/lib/postgresql/15/bin/pgbench";
+const TABLES = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"];
+const JSONTRIGA_QUEUE = "bench_jsontriga";
+const JSONTRIGA_TRIGGER = "bench_jsontriga";
+
+/** The trigger configurations compared. */
+const MODES = ["none", "pgshovel", "jsontriga"] as const;
+type Mode = (typeof MODES)[number];
+
+/** Options of the capture figure. */
+export interface CaptureOptions {
+  seconds: number;
+  clients: number;
+  rounds: number;
+  log: (line: string) => void;
+}
+
+async function pgbench(db: TestDatabase, args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync(
+    PGBENCH,
+    ["-h", db.server.host, "-p", String(db.server.port), "-U", db.server.user, ...args, db.name],
+    { maxBuffer: 16 << 20 },
+  );
+  return stdout;
+}
+
+/** Enables exactly the triggers of `mode` on pgbench's tables. */
+async function useMode(db: TestDatabase, cluster: string, mode: Mode): Promise<void> {
+  const ours = [dbNames.trigger(cluster, "s"), dbNames.truncateTrigger(cluster, "s")];
+  for (const table of TABLES) {
+    const action = (on: boolean) => (on ? "ENABLE" : "DISABLE");
+    const statements = [
+      ...ours.map((t) => `ALTER TABLE ${table} ${action(mode === "pgshovel")} TRIGGER ${ident(t)}`),
+      `ALTER TABLE ${table} ${action(mode === "jsontriga")} TRIGGER ${JSONTRIGA_TRIGGER}`,
+    ];
+    await db.query(statements.join("; "));
+  }
+}
+
+/** Runs the capture overhead figure. */
+export async function runCapture(options: CaptureOptions): Promise<FigureResult> {
+  const fixture = await createBenchSet({
+    prefix: "bench_capture",
+    tables: TABLES,
+    prepare: async (db) => {
+      await pgbench(db, ["-i", "-q", "-s", "1"]);
+      await db.query("ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY");
+      await db.query("SELECT pgq.create_queue($1)", [JSONTRIGA_QUEUE]);
+      for (const table of TABLES) {
+        await db.query(
+          `CREATE TRIGGER ${JSONTRIGA_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON ${table}
+             FOR EACH ROW EXECUTE PROCEDURE pgq.jsontriga('${JSONTRIGA_QUEUE}')`,
+        );
+      }
+    },
+  });
+  try {
+    const tps: Record<Mode, number[]> = { none: [], pgshovel: [], jsontriga: [] };
+    const runs: Record<string, unknown>[] = [];
+    for (let round = 0; round < options.rounds; round++) {
+      // Rotate the order so that no mode always runs first (or right after a vacuum of the others' garbage).
+      const order = MODES.map((_, i) => MODES[(i + round) % MODES.length]!);
+      for (const mode of order) {
+        await useMode(fixture.db, fixture.cluster, mode);
+        // -v: vacuum every pgbench table first, so each run starts from the same state.
+        const out = await pgbench(fixture.db, [
+          "-b",
+          "tpcb-like",
+          "-v",
+          "-c",
+          String(options.clients),
+          "-j",
+          String(options.clients),
+          "-T",
+          String(options.seconds),
+        ]);
+        const match = /tps = ([\d.]+) \(without initial connection time\)/.exec(out);
+        if (!match) throw new Error(`cannot read the TPS in pgbench's output:\n${out}`);
+        const value = Number(match[1]);
+        tps[mode].push(value);
+        runs.push({ round, mode, tps: value });
+        options.log(`capture round ${round + 1}/${options.rounds} ${mode}: ${fmt(value)} TPS`);
+      }
+    }
+    const none = median(tps.none);
+    const ours = median(tps.pgshovel);
+    const jsontriga = median(tps.jsontriga);
+    const ratio = ours / none;
+    const jsontrigaRatio = jsontriga / none;
+    const checks = [target("pgshovel TPS / no-trigger TPS", round(ratio, 3), ">=", 0.85)];
+    const how = `pgbench tpcb-like, -c ${options.clients}, ${options.seconds} s, scale 1, median of ${options.rounds}`;
+    return {
+      id: "capture",
+      title: "capture overhead",
+      measuredAt: new Date().toISOString(),
+      parameters: { ...options, log: undefined, scale: 1, builtin: "tpcb-like", vacuum: "-v before each run" },
+      values: { tpsNoTriggers: round(none, 1), tpsPgshovel: round(ours, 1), tpsJsontriga: round(jsontriga, 1) },
+      ratios: { pgshovel: round(ratio, 3), jsontriga: round(jsontrigaRatio, 3) },
+      runs,
+      targets: checks,
+      rows: [
+        {
+          figure: `capture overhead, pgshovel triggers (${how})`,
+          measured: `${fmt(ours)} TPS`,
+          baseline: `${fmt(none)} TPS without triggers`,
+          ratio: ratio.toFixed(2),
+          target: "≥ 0.85",
+          met: checks[0]!.met,
+        },
+        {
+          figure: "capture overhead, `pgq.jsontriga` (reference)",
+          measured: `${fmt(jsontriga)} TPS`,
+          baseline: `${fmt(none)} TPS without triggers`,
+          ratio: jsontrigaRatio.toFixed(2),
+          target: "–",
+          met: null,
+        },
+      ],
+    };
+  } finally {
+    await fixture.close();
+  }
+}

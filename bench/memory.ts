@@ -1,0 +1,137 @@
+/**
+ * Figure 5, memory: the relay's peak resident size (VmHWM) while draining one
+ * PgQ batch of a single big transaction, against its resident size when idle.
+ */
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { deleteTopic } from "../test/support/kafka.js";
+import { fillBacklog, ROWS_DDL, ROWS_TABLE } from "./backlog.js";
+import { fmt, type FigureResult, type TableRow, target, type TargetCheck } from "./report.js";
+import {
+  type BenchSet,
+  createBenchSet,
+  kafkaBrokers,
+  processMemory,
+  spawnRelay,
+  uniqueName,
+  waitConsumerPast,
+  waitForRelayLog,
+} from "./stack.js";
+import { nowMs, round } from "./stats.js";
+
+/** Options of the memory figure. */
+export interface MemoryOptions {
+  events: number;
+  sinks: ("file" | "kafka")[];
+  profileDir?: string | undefined;
+  log: (line: string) => void;
+}
+
+interface SinkMemory {
+  idleMB: number;
+  peakMB: number;
+  drainSeconds: number;
+  eventsPerSecond: number;
+}
+
+async function measure(fixture: BenchSet, sink: "file" | "kafka", first: number, options: MemoryOptions): Promise<SinkMemory> {
+  const path = join(tmpdir(), `${uniqueName("bench_memory")}.jsonl`);
+  const topic = `${fixture.cluster}.s.memory`;
+  const consumer = `mem_${sink}`;
+  const args =
+    sink === "file"
+      ? ["--sink", `file:${path}`]
+      : ["--sink", "kafka", "--kafka-brokers", kafkaBrokers().join(","), "--topic", topic];
+  const relay = spawnRelay({ set: fixture, consumer, args, profileDir: options.profileDir });
+  const control = await fixture.db.connect();
+  try {
+    await waitForRelayLog(relay, "reading the set's queue");
+    // Idle: a few polls of an empty queue after start-up; the largest of a few samples.
+    let idleMB = 0;
+    for (let i = 0; i < 10; i++) {
+      await delay(100);
+      idleMB = Math.max(idleMB, (await processMemory(relay.pid)).rssMB);
+    }
+    // One transaction: one batch.
+    const fill = await fillBacklog(control, fixture.queue, first, options.events, options.events);
+    options.log(`memory ${sink}: ${fmt(options.events)} events in one transaction (${fill.seconds.toFixed(1)} s)`);
+    const started = nowMs();
+    const done = await waitConsumerPast(control, fixture.queue, consumer, fill.tick, {
+      timeoutMs: 120_000 + options.events / 10,
+      intervalMs: 50,
+      relay,
+    });
+    const { peakMB } = await processMemory(relay.pid);
+    const drainSeconds = (done - started) / 1000;
+    return {
+      idleMB: round(idleMB, 1),
+      peakMB: round(peakMB, 1),
+      drainSeconds: round(drainSeconds, 2),
+      eventsPerSecond: Math.round(options.events / drainSeconds),
+    };
+  } finally {
+    await control.end().catch(() => {});
+    await relay.stop();
+    await rm(path, { force: true });
+    if (sink === "kafka") await deleteTopic(topic).catch(() => {});
+  }
+}
+
+/** Runs the memory figure for each sink, each with its own relay and its own big transaction. */
+export async function runMemory(options: MemoryOptions): Promise<FigureResult> {
+  const fixture = await createBenchSet({
+    prefix: "bench_memory",
+    tables: [ROWS_TABLE],
+    prepare: async (db) => {
+      await db.query(ROWS_DDL);
+    },
+  });
+  try {
+    const results: Partial<Record<"file" | "kafka", SinkMemory>> = {};
+    const checks: TargetCheck[] = [];
+    const rows: TableRow[] = [];
+    for (const [index, sink] of options.sinks.entries()) {
+      const result = await measure(fixture, sink, index * options.events + 1, options);
+      results[sink] = result;
+      options.log(`memory ${sink}: idle ${result.idleMB} MB, peak ${result.peakMB} MB`);
+      const check = target(`${sink} peak RSS MB`, result.peakMB, "<", 200);
+      checks.push(check);
+      rows.push({
+        figure: `relay memory, one batch of ${fmt(options.events)} events → ${sink === "file" ? "file" : "Kafka"} (drained at ${fmt(result.eventsPerSecond)} events/s)`,
+        measured: `peak RSS ${result.peakMB} MB`,
+        baseline: `${result.idleMB} MB idle`,
+        ratio: (result.peakMB / result.idleMB).toFixed(2),
+        target: "< 200 MB",
+        met: check.met,
+      });
+    }
+    const values: Record<string, number> = {};
+    const ratios: Record<string, number> = {};
+    for (const [sink, r] of Object.entries(results)) {
+      values[`${sink}PeakMB`] = r.peakMB;
+      values[`${sink}IdleMB`] = r.idleMB;
+      ratios[`${sink}PeakToIdle`] = round(r.peakMB / r.idleMB, 2);
+    }
+    return {
+      id: "memory",
+      title: "relay memory",
+      measuredAt: new Date().toISOString(),
+      parameters: {
+        events: options.events,
+        transaction: "one INSERT … SELECT generate_series in one transaction: one PgQ batch",
+        relay: "spawned bin/pgshovel relay, default options (--fetch-size 5000)",
+        peak: "VmHWM of /proc/<pid>/status once the batch is finished",
+        idle: "largest VmRSS of 10 samples over 1 s after start-up, queue empty",
+      },
+      values,
+      ratios,
+      runs: Object.entries(results).map(([sink, r]) => ({ sink, ...r })),
+      targets: checks,
+      rows,
+    };
+  } finally {
+    await fixture.close();
+  }
+}
