@@ -54,7 +54,11 @@ export function isPgshovelError(error: unknown, code?: ErrorCode): error is Pgsh
  * Adds context to an error while keeping its code and retryability:
  * `wrap(err, "publishing batch 42 to topic t")`.
  */
-export function wrapError(error: unknown, doing: string, fallback: ErrorCode = "INTERNAL"): PgshovelError {
+export function wrapError(
+  error: unknown,
+  doing: string,
+  fallback: ErrorCode = "INTERNAL",
+): PgshovelError {
   if (error instanceof PgshovelError) {
     return new PgshovelError(error.code, `${doing}: ${error.message}`, {
       retryable: error.retryable,

@@ -26,12 +26,17 @@ export {
   type StoredSetConfig,
   setConfigSchema,
 } from "./config/set-config.js";
+export * from "./consumer/index.js";
 export { ERROR_CODES, type ErrorCode, isPgshovelError, PgshovelError } from "./errors.js";
 export { createLogger, type Logger, silentLogger } from "./log.js";
-export { Relay, type RelayDiagnostics, type RelayOptions, type RelayOutcome } from "./relay/relay.js";
+export {
+  Relay,
+  type RelayDiagnostics,
+  type RelayOptions,
+  type RelayOutcome,
+} from "./relay/relay.js";
 export { FileSink, StreamSink } from "./sinks/file/file-sink.js";
-export type { CommittedMark, Sink } from "./sinks/sink.js";
 export * from "./sinks/kafka/index.js";
-export * from "./consumer/index.js";
+export type { CommittedMark, Sink } from "./sinks/sink.js";
 export * from "./stream/index.js";
 export { SOFTWARE_VERSION } from "./version.js";

@@ -1,4 +1,4 @@
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 import pretty from "pino-pretty";
 
 /** A structured logger; pgshovel always logs to stderr so that stdout can carry a stream. */

@@ -1,6 +1,6 @@
-import { PgshovelError } from "../errors.js";
-import { type PgClient, query } from "../database/postgres.js";
 import type { ResolvedTable, SetConfigInput } from "../config/set-config.js";
+import { type PgClient, query } from "../database/postgres.js";
+import { PgshovelError } from "../errors.js";
 
 /** A column of a captured table as the catalog describes it. */
 export interface CatalogColumn {
@@ -26,9 +26,17 @@ export async function resolveTables(
   const resolved: CatalogTable[] = [];
   for (const table of tables) {
     const qualified = `${table.schema}.${table.name}`;
-    const schema = await query(client, "SELECT 1 FROM pg_namespace WHERE nspname = $1", [table.schema], "reading the catalog");
+    const schema = await query(
+      client,
+      "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+      [table.schema],
+      "reading the catalog",
+    );
     if (schema.rowCount === 0) {
-      throw new PgshovelError("NOT_FOUND", `table ${qualified}: schema ${JSON.stringify(table.schema)} does not exist`);
+      throw new PgshovelError(
+        "NOT_FOUND",
+        `table ${qualified}: schema ${JSON.stringify(table.schema)} does not exist`,
+      );
     }
     const relation = await query<{ relid: number; relkind: string }>(
       client,
@@ -41,7 +49,10 @@ export async function resolveTables(
     const row = relation.rows[0];
     if (!row) throw new PgshovelError("NOT_FOUND", `table ${qualified} does not exist`);
     if (row.relkind !== "r" && row.relkind !== "p") {
-      throw new PgshovelError("INVALID_CONFIGURATION", `${qualified} is not a table (relkind ${row.relkind})`);
+      throw new PgshovelError(
+        "INVALID_CONFIGURATION",
+        `${qualified} is not a table (relkind ${row.relkind})`,
+      );
     }
     const columns = await query<CatalogColumn>(
       client,
@@ -55,12 +66,19 @@ export async function resolveTables(
       const seen = new Set<string>();
       for (const name of names) {
         if (!byName.has(name)) {
-          throw new PgshovelError("NOT_FOUND", `table ${qualified}: ${what} column ${JSON.stringify(name)} does not exist`, {
-            hint: `the table has: ${[...byName.keys()].join(", ")}`,
-          });
+          throw new PgshovelError(
+            "NOT_FOUND",
+            `table ${qualified}: ${what} column ${JSON.stringify(name)} does not exist`,
+            {
+              hint: `the table has: ${[...byName.keys()].join(", ")}`,
+            },
+          );
         }
         if (seen.has(name)) {
-          throw new PgshovelError("INVALID_ARGUMENT", `table ${qualified}: ${what} column ${JSON.stringify(name)} is listed twice`);
+          throw new PgshovelError(
+            "INVALID_ARGUMENT",
+            `table ${qualified}: ${what} column ${JSON.stringify(name)} is listed twice`,
+          );
         }
         seen.add(name);
       }

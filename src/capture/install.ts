@@ -1,6 +1,6 @@
 import { dbNames, ident } from "../config/names.js";
-import { PgshovelError } from "../errors.js";
 import { type PgClient, query } from "../database/postgres.js";
+import { PgshovelError } from "../errors.js";
 import type { CatalogTable } from "./catalog.js";
 import { captureSql } from "./sql.js";
 
@@ -9,11 +9,20 @@ import { captureSql } from "./sql.js";
  * available and prepared transactions are enabled.
  */
 export async function checkDatabaseReady(client: PgClient): Promise<void> {
-  const pgq = await query(client, "SELECT 1 FROM pg_available_extensions WHERE name = 'pgq'", [], "checking for PgQ");
+  const pgq = await query(
+    client,
+    "SELECT 1 FROM pg_available_extensions WHERE name = 'pgq'",
+    [],
+    "checking for PgQ",
+  );
   if (pgq.rowCount === 0) {
-    throw new PgshovelError("DATABASE_NOT_READY", "the PgQ extension is not installed on this PostgreSQL server", {
-      hint: "install PgQ 3.5 (Debian: apt-get install postgresql-15-pgq3) and run pgqd",
-    });
+    throw new PgshovelError(
+      "DATABASE_NOT_READY",
+      "the PgQ extension is not installed on this PostgreSQL server",
+      {
+        hint: "install PgQ 3.5 (Debian: apt-get install postgresql-15-pgq3) and run pgqd",
+      },
+    );
   }
   const prepared = await query<{ setting: string }>(
     client,
@@ -40,7 +49,12 @@ export async function readNodeId(client: PgClient, cluster: string): Promise<str
     "reading the node id",
   );
   if (exists.rowCount === 0) return undefined;
-  const row = await query<{ id: string }>(client, `SELECT id::text FROM ${ident(schema)}.node`, [], "reading the node id");
+  const row = await query<{ id: string }>(
+    client,
+    `SELECT id::text FROM ${ident(schema)}.node`,
+    [],
+    "reading the node id",
+  );
   return row.rows[0]?.id;
 }
 
@@ -49,7 +63,11 @@ export async function readNodeId(client: PgClient, cluster: string): Promise<str
  * schema, the node id and the installed version — and returns the node id.
  * Meant to run inside the caller's transaction.
  */
-export async function installClusterSchema(client: PgClient, cluster: string, version: string): Promise<string> {
+export async function installClusterSchema(
+  client: PgClient,
+  cluster: string,
+  version: string,
+): Promise<string> {
   const schema = ident(dbNames.schema(cluster));
   const doing = "installing the cluster schema";
   await query(client, "CREATE EXTENSION IF NOT EXISTS pgq", [], doing);
@@ -88,7 +106,11 @@ async function setFunctions(client: PgClient, cluster: string, set: string): Pro
 }
 
 /** Drops a set's capture functions and, with them, its triggers. */
-export async function removeSetTriggers(client: PgClient, cluster: string, set: string): Promise<void> {
+export async function removeSetTriggers(
+  client: PgClient,
+  cluster: string,
+  set: string,
+): Promise<void> {
   for (const name of await setFunctions(client, cluster, set)) {
     await query(
       client,
@@ -112,11 +134,26 @@ export async function installSet(
   await query(client, "SELECT pgq.create_queue($1)", [queue], "creating the PgQ queue");
   // Tick as soon as events wait (pgqd's next round, or the relay's own tick) instead of
   // PgQ's default of up to 3 s: latency is what a CDC stream is judged on.
-  await query(client, "SELECT pgq.set_queue_config($1, 'ticker_max_lag', '0')", [queue], "configuring the PgQ queue");
+  await query(
+    client,
+    "SELECT pgq.set_queue_config($1, 'ticker_max_lag', '0')",
+    [queue],
+    "configuring the PgQ queue",
+  );
   await removeSetTriggers(client, cluster, set);
   for (const table of options.tables) {
-    for (const statement of captureSql({ cluster, set, table, configVersion: options.configVersion })) {
-      await query(client, statement, [], `installing the capture trigger on ${table.schema}.${table.name}`);
+    for (const statement of captureSql({
+      cluster,
+      set,
+      table,
+      configVersion: options.configVersion,
+    })) {
+      await query(
+        client,
+        statement,
+        [],
+        `installing the capture trigger on ${table.schema}.${table.name}`,
+      );
     }
   }
 }
@@ -125,7 +162,12 @@ export async function installSet(
 export async function uninstallSet(client: PgClient, cluster: string, set: string): Promise<void> {
   await removeSetTriggers(client, cluster, set);
   const queue = dbNames.queue(cluster, set);
-  const exists = await query(client, "SELECT 1 FROM pgq.queue WHERE queue_name = $1", [queue], "looking up the queue");
+  const exists = await query(
+    client,
+    "SELECT 1 FROM pgq.queue WHERE queue_name = $1",
+    [queue],
+    "looking up the queue",
+  );
   if (exists.rowCount && exists.rowCount > 0) {
     await query(client, "SELECT pgq.drop_queue($1, true)", [queue], "dropping the PgQ queue");
   }
@@ -137,11 +179,22 @@ export async function describeSetObjects(
   cluster: string,
   set: string,
 ): Promise<{ queue: boolean; triggers: string[] }> {
-  const hasPgq = await query(client, "SELECT 1 FROM pg_namespace WHERE nspname = 'pgq'", [], "checking for PgQ");
+  const hasPgq = await query(
+    client,
+    "SELECT 1 FROM pg_namespace WHERE nspname = 'pgq'",
+    [],
+    "checking for PgQ",
+  );
   const queue =
     hasPgq.rowCount !== 0 &&
-    ((await query(client, "SELECT 1 FROM pgq.queue WHERE queue_name = $1", [dbNames.queue(cluster, set)], "looking up the queue"))
-      .rowCount ?? 0) > 0;
+    ((
+      await query(
+        client,
+        "SELECT 1 FROM pgq.queue WHERE queue_name = $1",
+        [dbNames.queue(cluster, set)],
+        "looking up the queue",
+      )
+    ).rowCount ?? 0) > 0;
   const triggers = await query<{ name: string }>(
     client,
     `SELECT format('%I.%I:%I', n.nspname, c.relname, t.tgname) AS name

@@ -12,11 +12,15 @@ function valueExpression(record: "OLD" | "NEW", column: CatalogColumn): string {
 }
 
 function rowExpression(record: "OLD" | "NEW", columns: CatalogColumn[]): string {
-  const pairs = columns.map((column) => `${literal(column.name)}, ${valueExpression(record, column)}`);
+  const pairs = columns.map(
+    (column) => `${literal(column.name)}, ${valueExpression(record, column)}`,
+  );
   if (pairs.length <= COLUMNS_PER_CALL) return `pg_catalog.json_build_object(${pairs.join(", ")})`;
   const chunks: string[] = [];
   for (let i = 0; i < pairs.length; i += COLUMNS_PER_CALL) {
-    chunks.push(`pg_catalog.jsonb_build_object(${pairs.slice(i, i + COLUMNS_PER_CALL).join(", ")})`);
+    chunks.push(
+      `pg_catalog.jsonb_build_object(${pairs.slice(i, i + COLUMNS_PER_CALL).join(", ")})`,
+    );
   }
   return `(${chunks.join(" OPERATOR(pg_catalog.||) ")})`;
 }
@@ -31,7 +35,9 @@ export interface CaptureSpec {
 }
 
 /** The name of a table's capture function, schema-qualified and quoted. */
-export function captureFunctionName(spec: Pick<CaptureSpec, "cluster" | "set"> & { relid: number }): string {
+export function captureFunctionName(
+  spec: Pick<CaptureSpec, "cluster" | "set"> & { relid: number },
+): string {
   return `${ident(dbNames.schema(spec.cluster))}.${ident(dbNames.captureFunction(spec.set, spec.relid))}`;
 }
 

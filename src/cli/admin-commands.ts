@@ -13,8 +13,8 @@ import {
 } from "../cluster/admin.js";
 import { parseSetConfig, type SetConfigInput } from "../config/set-config.js";
 import { PgshovelError } from "../errors.js";
-import { option } from "./options.js";
 import { withAdmin } from "./context.js";
+import { option } from "./options.js";
 
 async function readConfig(file: string | undefined): Promise<SetConfigInput> {
   if (file === undefined || file === "-") {
@@ -31,14 +31,21 @@ async function readConfig(file: string | undefined): Promise<SetConfigInput> {
   try {
     text = await readFile(file, "utf8");
   } catch (error) {
-    throw new PgshovelError("INVALID_ARGUMENT", `cannot read set configuration ${file}: ${(error as Error).message}`, { cause: error });
+    throw new PgshovelError(
+      "INVALID_ARGUMENT",
+      `cannot read set configuration ${file}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   return parseSetConfig(text, file);
 }
 
 function parseVersion(text: string): number {
   const value = Number(text);
-  if (!Number.isInteger(value) || value < 0) throw new InvalidArgumentError(`${JSON.stringify(text)} is not a configuration version (0, 1, …)`);
+  if (!Number.isInteger(value) || value < 0)
+    throw new InvalidArgumentError(
+      `${JSON.stringify(text)} is not a configuration version (0, 1, …)`,
+    );
   return value;
 }
 
@@ -54,29 +61,40 @@ export function addAdminCommands(program: Command): void {
     });
   cluster
     .command("upgrade")
-    .description("record this software version and reinstall database-side objects on every set's database, atomically")
+    .description(
+      "record this software version and reinstall database-side objects on every set's database, atomically",
+    )
     .addOption(option("--force", "allow a downgrade to an older version"))
     .action(async (options: { force?: boolean }, command: Command) => {
-      const result = await withAdmin(command, (ctx) => upgradeCluster(ctx, { force: options.force === true }));
+      const result = await withAdmin(command, (ctx) =>
+        upgradeCluster(ctx, { force: options.force === true }),
+      );
       process.stdout.write(`upgraded cluster from ${result.from} to ${result.to}\n`);
     });
   cluster
     .command("recover")
-    .description("resolve configuration changes interrupted between prepare and commit (set create, update, drop and cluster upgrade do it first)")
+    .description(
+      "resolve configuration changes interrupted between prepare and commit (set create, update, drop and cluster upgrade do it first)",
+    )
     .action(async (_options, command: Command) => {
       const report = await withAdmin(command, (ctx) => recoverCluster(ctx));
       process.stdout.write(
         `committed ${report.committed.length}, rolled back ${report.rolledBack.length}, in progress ${report.inProgress.length}, failed ${report.failed.length}\n`,
       );
       if (report.failed.length > 0) {
-        throw new PgshovelError("DATABASE_UNAVAILABLE", `could not resolve ${report.failed.length} interrupted change(s); see the log`);
+        throw new PgshovelError(
+          "DATABASE_UNAVAILABLE",
+          `could not resolve ${report.failed.length} interrupted change(s); see the log`,
+        );
       }
     });
 
   const set = program.command("set").description("manage replication sets");
   set
     .command("create")
-    .description("create a replication set from a YAML (or JSON) configuration file, or - for stdin")
+    .description(
+      "create a replication set from a YAML (or JSON) configuration file, or - for stdin",
+    )
     .argument("<name>", "set name ([a-z0-9_], at most 40 characters)")
     .argument("[file]", "configuration file, or - for stdin", "-")
     .action(async (name: string, file: string, _options, command: Command) => {
@@ -92,22 +110,41 @@ export function addAdminCommands(program: Command): void {
     .argument("[file]", "configuration file, or - for stdin", "-")
     .addOption(
       // option(): like every option, it can come from the environment (PGSHOVEL_EXPECTED_VERSION).
-      option("--expected-version <n>", "fail unless the set is at this configuration version").argParser(parseVersion),
+      option(
+        "--expected-version <n>",
+        "fail unless the set is at this configuration version",
+      ).argParser(parseVersion),
     )
-    .action(async (name: string, file: string, options: { expectedVersion?: number }, command: Command) => {
-      const config = await readConfig(file);
-      const result = await withAdmin(command, (ctx) =>
-        updateSet(ctx, name, config, options.expectedVersion === undefined ? {} : { expectedVersion: options.expectedVersion }),
-      );
-      process.stdout.write(`updated set ${name} to version ${result.version}\n`);
-    });
+    .action(
+      async (
+        name: string,
+        file: string,
+        options: { expectedVersion?: number },
+        command: Command,
+      ) => {
+        const config = await readConfig(file);
+        const result = await withAdmin(command, (ctx) =>
+          updateSet(
+            ctx,
+            name,
+            config,
+            options.expectedVersion === undefined
+              ? {}
+              : { expectedVersion: options.expectedVersion },
+          ),
+        );
+        process.stdout.write(`updated set ${name} to version ${result.version}\n`);
+      },
+    );
   set
     .command("drop")
     .description("remove a set's triggers, queue and configuration")
     .argument("<name>", "set name")
     .addOption(option("--force", "remove the configuration even when the database is unreachable"))
     .action(async (name: string, options: { force?: boolean }, command: Command) => {
-      const result = await withAdmin(command, (ctx) => dropSet(ctx, name, { force: options.force === true }));
+      const result = await withAdmin(command, (ctx) =>
+        dropSet(ctx, name, { force: options.force === true }),
+      );
       process.stdout.write(`dropped set ${name}\n`);
       if (result.leftBehind) process.stderr.write(`warning: ${result.leftBehind}\n`);
     });
@@ -121,13 +158,24 @@ export function addAdminCommands(program: Command): void {
         process.stdout.write(`${JSON.stringify(sets, null, 2)}\n`);
         return;
       }
-      const rows = [["NAME", "DATABASE", "TABLES", "VERSION"], ...sets.map((s) => [s.name, s.database, s.tables.join(","), String(s.version)])];
+      const rows = [
+        ["NAME", "DATABASE", "TABLES", "VERSION"],
+        ...sets.map((s) => [s.name, s.database, s.tables.join(","), String(s.version)]),
+      ];
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      for (const row of rows) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()}\n`);
+      for (const row of rows)
+        process.stdout.write(
+          `${row
+            .map((cell, i) => cell.padEnd(widths[i]!))
+            .join("  ")
+            .trimEnd()}\n`,
+        );
     });
   set
     .command("inspect")
-    .description("print a set's stored configuration as YAML (password hidden); its version goes to stderr")
+    .description(
+      "print a set's stored configuration as YAML (password hidden); its version goes to stderr",
+    )
     .argument("<name>", "set name")
     .action(async (name: string, _options, command: Command) => {
       const result = await withAdmin(command, (ctx) => inspectSet(ctx, name));

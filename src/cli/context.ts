@@ -15,7 +15,10 @@ export function loggerFor(options: GlobalOptions): Logger {
 }
 
 /** Connects to ZooKeeper and runs `action` with an admin context, closing the session afterwards. */
-export async function withAdmin<T>(command: Command, action: (ctx: AdminContext) => Promise<T>): Promise<T> {
+export async function withAdmin<T>(
+  command: Command,
+  action: (ctx: AdminContext) => Promise<T>,
+): Promise<T> {
   const options = globals(command);
   const logger = loggerFor(options);
   const zk = await ZooKeeper.connect({
@@ -24,7 +27,12 @@ export async function withAdmin<T>(command: Command, action: (ctx: AdminContext)
     operationTimeoutMs: options.zookeeperTimeout,
   });
   try {
-    return await action({ zk, cluster: options.cluster, logger, zookeeperTimeoutMs: options.zookeeperTimeout });
+    return await action({
+      zk,
+      cluster: options.cluster,
+      logger,
+      zookeeperTimeoutMs: options.zookeeperTimeout,
+    });
   } finally {
     zk.close();
   }

@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { checkClusterName } from "../config/names.js";
 import { PgshovelError } from "../errors.js";
 import { LOG_FORMATS, LOG_LEVELS } from "../log.js";
@@ -18,7 +18,10 @@ export function option(flags: string, description: string): Option {
 /** Parses durations such as `10s`, `500ms`, `2m` or a bare number of seconds into milliseconds. */
 export function parseDuration(text: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!match) throw new InvalidArgumentError(`${JSON.stringify(text)} is not a duration (e.g. 10s, 500ms, 2m)`);
+  if (!match)
+    throw new InvalidArgumentError(
+      `${JSON.stringify(text)} is not a duration (e.g. 10s, 500ms, 2m)`,
+    );
   const value = Number(match[1]);
   const unit = match[2] ?? "s";
   return Math.round(value * (unit === "ms" ? 1 : unit === "s" ? 1000 : 60_000));
@@ -27,7 +30,8 @@ export function parseDuration(text: string): number {
 /** Parses a positive integer option. */
 export function parsePositiveInt(text: string): number {
   const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0) throw new InvalidArgumentError(`${JSON.stringify(text)} is not a positive integer`);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new InvalidArgumentError(`${JSON.stringify(text)} is not a positive integer`);
   return value;
 }
 
@@ -51,15 +55,29 @@ export interface GlobalOptions {
 /** Adds the global options to the root command. */
 export function addGlobalOptions(program: Command): Command {
   return program
-    .addOption(option("--cluster <name>", "cluster name ([a-z0-9_], at most 16 characters)").default("default").argParser(parseCluster))
     .addOption(
-      option("--zookeeper-hosts <hosts>", "ZooKeeper connection string: host:port[,host:port…][/chroot]").default("127.0.0.1:2181"),
+      option("--cluster <name>", "cluster name ([a-z0-9_], at most 16 characters)")
+        .default("default")
+        .argParser(parseCluster),
     )
     .addOption(
-      option("--zookeeper-timeout <duration>", "how long to wait for ZooKeeper before failing (e.g. 10s, 500ms)")
+      option(
+        "--zookeeper-hosts <hosts>",
+        "ZooKeeper connection string: host:port[,host:port…][/chroot]",
+      ).default("127.0.0.1:2181"),
+    )
+    .addOption(
+      option(
+        "--zookeeper-timeout <duration>",
+        "how long to wait for ZooKeeper before failing (e.g. 10s, 500ms)",
+      )
         .default(10_000, "10s")
         .argParser(parseDuration),
     )
     .addOption(option("--log-level <level>", "log level").choices(LOG_LEVELS).default("info"))
-    .addOption(option("--log-format <format>", "log format (logs always go to stderr)").choices(LOG_FORMATS).default("pretty"));
+    .addOption(
+      option("--log-format <format>", "log format (logs always go to stderr)")
+        .choices(LOG_FORMATS)
+        .default("pretty"),
+    );
 }

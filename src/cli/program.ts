@@ -13,7 +13,9 @@ export function buildProgram(entry: string): Command {
       ? relayProgram(entry, "stdout")
       : entry === "pgshovel-kafka-relay"
         ? relayProgram(entry, "kafka")
-        : new Command("pgshovel").description("change data capture for PostgreSQL: transaction-exact streams through PgQ");
+        : new Command("pgshovel").description(
+            "change data capture for PostgreSQL: transaction-exact streams through PgQ",
+          );
   addGlobalOptions(program);
   program.version(SOFTWARE_VERSION, "--version", "print the version");
   program.showHelpAfterError("(add --help for usage)");

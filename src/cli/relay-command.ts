@@ -3,10 +3,10 @@ import { ZooKeeper } from "../cluster/zookeeper.js";
 import { checkSetName } from "../config/names.js";
 import { describeError, PgshovelError } from "../errors.js";
 import { Relay } from "../relay/relay.js";
-import { codecByName, type CodecName, CODEC_NAMES } from "../stream/codec.js";
+import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
 import { globals, loggerFor } from "./context.js";
 import { option, parseDuration, parsePositiveInt } from "./options.js";
-import { createSink, type SinkSpec, kafkaOptionsFrom, addKafkaOptions } from "./sinks.js";
+import { addKafkaOptions, createSink, kafkaOptionsFrom, type SinkSpec } from "./sinks.js";
 
 /** Options of the relay command, parsed. */
 interface RelayFlags {
@@ -24,12 +24,16 @@ function parseSink(text: string): SinkSpec {
   if (text === "stdout") return { kind: "stdout" };
   if (text === "kafka") return { kind: "kafka" };
   if (text.startsWith("file:") && text.length > 5) return { kind: "file", path: text.slice(5) };
-  throw new InvalidArgumentError(`${JSON.stringify(text)} is not a sink: use stdout, file:PATH or kafka`);
+  throw new InvalidArgumentError(
+    `${JSON.stringify(text)} is not a sink: use stdout, file:PATH or kafka`,
+  );
 }
 
 function parseConsumer(text: string): string {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(text)) {
-    throw new InvalidArgumentError(`${JSON.stringify(text)} is not a consumer id: use 1 to 64 characters from [A-Za-z0-9_.-]`);
+    throw new InvalidArgumentError(
+      `${JSON.stringify(text)} is not a consumer id: use 1 to 64 characters from [A-Za-z0-9_.-]`,
+    );
   }
   return text;
 }
@@ -45,14 +49,45 @@ function parseSet(text: string): string {
 function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
   command
     .argument("<set>", "the replication set to relay", parseSet)
-    .addOption(option("--sink <sink>", "where to publish: stdout, file:PATH or kafka").argParser(parseSink).default(parseSink(defaultSink), defaultSink))
-    .addOption(option("--codec <codec>", "message encoding (default: json for stdout and files, protobuf for Kafka)").choices(CODEC_NAMES))
-    .addOption(option("--consumer-id <id>", "PgQ consumer name; one relay is active per set and consumer").default("pgshovel").argParser(parseConsumer))
-    .addOption(option("--poll-interval <duration>", "wait between polls of an idle queue").default(50, "50ms").argParser(parseDuration))
-    .addOption(option("--fetch-size <n>", "events fetched from a batch's cursor at a time").default(5000).argParser(parsePositiveInt))
-    .addOption(option("--no-self-tick", "do not tick the queue when idle (leave ticking to pgqd: higher latency)"))
     .addOption(
-      option("--max-zookeeper-pause <duration>", "give up when ZooKeeper stays unreachable this long").default(60_000, "60s").argParser(parseDuration),
+      option("--sink <sink>", "where to publish: stdout, file:PATH or kafka")
+        .argParser(parseSink)
+        .default(parseSink(defaultSink), defaultSink),
+    )
+    .addOption(
+      option(
+        "--codec <codec>",
+        "message encoding (default: json for stdout and files, protobuf for Kafka)",
+      ).choices(CODEC_NAMES),
+    )
+    .addOption(
+      option("--consumer-id <id>", "PgQ consumer name; one relay is active per set and consumer")
+        .default("pgshovel")
+        .argParser(parseConsumer),
+    )
+    .addOption(
+      option("--poll-interval <duration>", "wait between polls of an idle queue")
+        .default(50, "50ms")
+        .argParser(parseDuration),
+    )
+    .addOption(
+      option("--fetch-size <n>", "events fetched from a batch's cursor at a time")
+        .default(5000)
+        .argParser(parsePositiveInt),
+    )
+    .addOption(
+      option(
+        "--no-self-tick",
+        "do not tick the queue when idle (leave ticking to pgqd: higher latency)",
+      ),
+    )
+    .addOption(
+      option(
+        "--max-zookeeper-pause <duration>",
+        "give up when ZooKeeper stays unreachable this long",
+      )
+        .default(60_000, "60s")
+        .argParser(parseDuration),
     );
   addKafkaOptions(command);
   return command.action(async (set: string, flags: RelayFlags, cmd: Command) => {
@@ -68,9 +103,15 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
   const sink = createSink(flags.sink, {
     codec,
     logger,
-    kafka: flags.sink.kind === "kafka" ? kafkaOptionsFrom(flags, { cluster: options.cluster, set, consumer }) : undefined,
+    kafka:
+      flags.sink.kind === "kafka"
+        ? kafkaOptionsFrom(flags, { cluster: options.cluster, set, consumer })
+        : undefined,
   });
-  const zk = await ZooKeeper.connect({ hosts: options.zookeeperHosts, timeoutMs: options.zookeeperTimeout });
+  const zk = await ZooKeeper.connect({
+    hosts: options.zookeeperHosts,
+    timeoutMs: options.zookeeperTimeout,
+  });
   const relay = new Relay({
     zk,
     cluster: options.cluster,
@@ -106,10 +147,14 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
   process.on("SIGUSR1", diagnose);
-  logger.info({ set, consumer, sink: sink.description, codec: codec.name, publisher: relay.publisher }, "relay starting");
+  logger.info(
+    { set, consumer, sink: sink.description, codec: codec.name, publisher: relay.publisher },
+    "relay starting",
+  );
   try {
     const outcome = await relay.run(controller.signal);
-    if (outcome.kind === "dropped") process.stderr.write(`set ${set} was dropped; the relay stops\n`);
+    if (outcome.kind === "dropped")
+      process.stderr.write(`set ${set} was dropped; the relay stops\n`);
   } finally {
     process.off("SIGTERM", stop);
     process.off("SIGINT", stop);
@@ -130,5 +175,12 @@ export function relayProgram(entry: string, sink: "stdout" | "kafka"): Command {
 
 /** Adds `relay SET` to the program. */
 export function addRelayCommand(program: Command): void {
-  configure(program.command("relay").description("relay a replication set's transactions, in commit order, to stdout, a file or Kafka"), "stdout");
+  configure(
+    program
+      .command("relay")
+      .description(
+        "relay a replication set's transactions, in commit order, to stdout, a file or Kafka",
+      ),
+    "stdout",
+  );
 }

@@ -24,14 +24,35 @@ export interface KafkaSettings {
 /** Adds the Kafka options to a relay command. */
 export function addKafkaOptions(command: Command): void {
   command
-    .addOption(option("--kafka-brokers <list>", "Kafka bootstrap brokers, comma-separated host:port").default("127.0.0.1:9092"))
+    .addOption(
+      option(
+        "--kafka-brokers <list>",
+        "Kafka bootstrap brokers, comma-separated host:port",
+      ).default("127.0.0.1:9092"),
+    )
     .addOption(option("--topic <name>", "Kafka topic (default: <cluster>.<set>.mutations)"))
-    .addOption(option("--compression <codec>", "Kafka record compression").choices(COMPRESSIONS).default(DEFAULT_COMPRESSION))
-    .addOption(option("--replication-factor <n>", "replication factor of a topic the relay creates").default(1).argParser(parsePositiveInt))
+    .addOption(
+      option("--compression <codec>", "Kafka record compression")
+        .choices(COMPRESSIONS)
+        .default(DEFAULT_COMPRESSION),
+    )
+    .addOption(
+      option("--replication-factor <n>", "replication factor of a topic the relay creates")
+        .default(1)
+        .argParser(parsePositiveInt),
+    )
     .addOption(option("--kafka-tls", "connect to the brokers with TLS"))
-    .addOption(option("--kafka-sasl-mechanism <mechanism>", "SASL mechanism").choices(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]))
+    .addOption(
+      option("--kafka-sasl-mechanism <mechanism>", "SASL mechanism").choices([
+        "PLAIN",
+        "SCRAM-SHA-256",
+        "SCRAM-SHA-512",
+      ]),
+    )
     .addOption(option("--kafka-sasl-username <user>", "SASL user name"))
-    .addOption(option("--kafka-sasl-password <password>", "SASL password (prefer the environment variable)"));
+    .addOption(
+      option("--kafka-sasl-password <password>", "SASL password (prefer the environment variable)"),
+    );
 }
 
 /** Reads the Kafka settings out of parsed relay flags. */
@@ -64,7 +85,10 @@ export function kafkaOptionsFrom(
 }
 
 /** Builds the chosen sink. The only place that knows every sink implementation. */
-export function createSink(spec: SinkSpec, context: { codec: Codec; logger: Logger; kafka: KafkaSettings | undefined }): Sink {
+export function createSink(
+  spec: SinkSpec,
+  context: { codec: Codec; logger: Logger; kafka: KafkaSettings | undefined },
+): Sink {
   switch (spec.kind) {
     case "stdout":
       return new StreamSink(process.stdout, context.codec);

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { PgshovelError } from "../errors.js";
-import { codecByName, CODEC_NAMES } from "../stream/codec.js";
+import { CODEC_NAMES, codecByName } from "../stream/codec.js";
 import { BatchAssembler, type CommittedBatch } from "../stream/consumer.js";
 import { splitDelimited } from "../stream/framing.js";
 import type { Message, Mutation, Row } from "../stream/types.js";
@@ -17,7 +17,9 @@ export function decodeStreamBytes(bytes: Buffer, codecName: string): Message[] {
       try {
         return codec.decode(Buffer.from(line, "utf8"));
       } catch (error) {
-        throw new PgshovelError("DECODE_ERROR", `line ${i + 1}: ${(error as Error).message}`, { cause: error });
+        throw new PgshovelError("DECODE_ERROR", `line ${i + 1}: ${(error as Error).message}`, {
+          cause: error,
+        });
       }
     });
   }
@@ -27,7 +29,10 @@ export function decodeStreamBytes(bytes: Buffer, codecName: string): Message[] {
 function showRow(row: Row | null): string {
   if (row === null) return "-";
   return Object.entries(row)
-    .map(([k, v]) => `${k}=${v === null ? "NULL" : typeof v === "string" ? JSON.stringify(v) : String(v)}`)
+    .map(
+      ([k, v]) =>
+        `${k}=${v === null ? "NULL" : typeof v === "string" ? JSON.stringify(v) : String(v)}`,
+    )
     .join(" ");
 }
 
@@ -64,7 +69,9 @@ export function summarize(batches: CommittedBatch[], show: number): string {
     }
     transactions += byTransaction.size;
     if (shown < show && byTransaction.size > 0) {
-      lines.push(`BEGIN batch ${batch.id} (ticks ${batch.begin.start.id}→${batch.begin.end.id}, ${batch.mutations.length} mutations)`);
+      lines.push(
+        `BEGIN batch ${batch.id} (ticks ${batch.begin.start.id}→${batch.begin.end.id}, ${batch.mutations.length} mutations)`,
+      );
       for (const [txid, list] of byTransaction) {
         if (shown >= show) break;
         lines.push(`  transaction ${txid}`);
@@ -75,7 +82,9 @@ export function summarize(batches: CommittedBatch[], show: number): string {
     }
   }
   lines.push("");
-  lines.push(`${batches.length} committed batches, ${transactions} transactions, ${mutations} mutations`);
+  lines.push(
+    `${batches.length} committed batches, ${transactions} transactions, ${mutations} mutations`,
+  );
   const width = Math.max(0, ...[...counts.keys()].map((k) => k.length));
   for (const [key, count] of [...counts].sort(([a], [b]) => a.localeCompare(b))) {
     lines.push(`  ${key.padEnd(width)}  ${count}`);
@@ -88,16 +97,23 @@ export function addStreamCommand(program: Command): void {
   const stream = program.command("stream").description("read a stream written by a relay");
   stream
     .command("inspect")
-    .description("validate a stream file (begin…commit, contiguous sequences), print its first transactions and counts per table and operation")
+    .description(
+      "validate a stream file (begin…commit, contiguous sequences), print its first transactions and counts per table and operation",
+    )
     .argument("<file>", "a file written by `pgshovel relay SET --sink file:PATH`")
     .addOption(option("--codec <codec>", "the file's codec").choices(CODEC_NAMES).default("json"))
-    .addOption(option("--show <n>", "transactions to print in full").default(5).argParser(parsePositiveInt))
+    .addOption(
+      option("--show <n>", "transactions to print in full").default(5).argParser(parsePositiveInt),
+    )
     .action(async (file: string, options: { codec: string; show: number }) => {
       let bytes: Buffer;
       try {
         bytes = await readFile(file);
       } catch (error) {
-        throw new PgshovelError("INVALID_ARGUMENT", `cannot read ${file}: ${(error as Error).message}`);
+        throw new PgshovelError(
+          "INVALID_ARGUMENT",
+          `cannot read ${file}: ${(error as Error).message}`,
+        );
       }
       const assembler = new BatchAssembler();
       const batches: CommittedBatch[] = [];

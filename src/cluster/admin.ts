@@ -1,13 +1,28 @@
+import { resolveTables } from "../capture/catalog.js";
+import {
+  checkDatabaseReady,
+  describeSetObjects,
+  installClusterSchema,
+  installSet,
+  readNodeId,
+  uninstallSet,
+} from "../capture/install.js";
 import { checkSetName, zkPaths } from "../config/names.js";
 import { hidePassword, type SetConfigInput, type StoredSetConfig } from "../config/set-config.js";
-import { describeError, isPgshovelError, PgshovelError } from "../errors.js";
-import { resolveTables } from "../capture/catalog.js";
-import { checkDatabaseReady, describeSetObjects, installClusterSchema, installSet, readNodeId, uninstallSet } from "../capture/install.js";
 import { closeQuietly, connect, type PgClient, sqlstate } from "../database/postgres.js";
+import { describeError, isPgshovelError, PgshovelError } from "../errors.js";
 import { compareVersions, SOFTWARE_VERSION } from "../version.js";
 import type { AdminContext } from "./context.js";
-import { encodeRecord, listSetNames, readClusterRecord, readSet, requireCurrentCluster, requireSet, type ClusterRecord } from "./records.js";
-import { commitEverywhere, recover, type Participant } from "./two-phase.js";
+import {
+  type ClusterRecord,
+  encodeRecord,
+  listSetNames,
+  readClusterRecord,
+  readSet,
+  requireCurrentCluster,
+  requireSet,
+} from "./records.js";
+import { commitEverywhere, type Participant, recover } from "./two-phase.js";
 import { isZkError, type ZkOp } from "./zookeeper.js";
 
 /** A set as `set list` shows it. */
@@ -32,9 +47,13 @@ export async function initializeCluster(ctx: AdminContext): Promise<ClusterRecor
     );
   } catch (error) {
     if (isZkError(error, "NODE_EXISTS")) {
-      throw new PgshovelError("ALREADY_EXISTS", `cluster ${JSON.stringify(ctx.cluster)} is already initialized`, {
-        hint: "use another --cluster name, or `pgshovel set list` to see what it holds",
-      });
+      throw new PgshovelError(
+        "ALREADY_EXISTS",
+        `cluster ${JSON.stringify(ctx.cluster)} is already initialized`,
+        {
+          hint: "use another --cluster name, or `pgshovel set list` to see what it holds",
+        },
+      );
     }
     throw error;
   }
@@ -63,7 +82,12 @@ async function probeDatabase(ctx: AdminContext, dsn: string): Promise<string | u
   }
 }
 
-function installParticipant(ctx: AdminContext, name: string, config: SetConfigInput, configVersion: number): Participant<StoredSetConfig> {
+function installParticipant(
+  ctx: AdminContext,
+  name: string,
+  config: SetConfigInput,
+  configVersion: number,
+): Participant<StoredSetConfig> {
   return {
     dsn: config.database.dsn,
     prepare: async (client: PgClient) => {
@@ -72,14 +96,24 @@ function installParticipant(ctx: AdminContext, name: string, config: SetConfigIn
       await installSet(client, { cluster: ctx.cluster, set: name, tables, configVersion });
       return {
         database: { dsn: config.database.dsn, node },
-        tables: tables.map(({ schema, name: table, primary_keys, columns }) => ({ schema, name: table, primary_keys, columns })),
+        tables: tables.map(({ schema, name: table, primary_keys, columns }) => ({
+          schema,
+          name: table,
+          primary_keys,
+          columns,
+        })),
         operation: "",
       };
     },
   };
 }
 
-async function warnOnSharedNode(ctx: AdminContext, name: string, node: string | undefined, dsn: string): Promise<void> {
+async function warnOnSharedNode(
+  ctx: AdminContext,
+  name: string,
+  node: string | undefined,
+  dsn: string,
+): Promise<void> {
   if (!node) return;
   for (const other of await listSetNames(ctx)) {
     if (other === name) continue;
@@ -94,14 +128,22 @@ async function warnOnSharedNode(ctx: AdminContext, name: string, node: string | 
 }
 
 /** Creates a set: queue and triggers in its database and its znode, all or nothing. */
-export async function createSet(ctx: AdminContext, name: string, config: SetConfigInput): Promise<StoredSetConfig> {
+export async function createSet(
+  ctx: AdminContext,
+  name: string,
+  config: SetConfigInput,
+): Promise<StoredSetConfig> {
   checkSetName(name);
   await recover(ctx);
   const cluster = await requireCurrentCluster(ctx);
   if (await readSet(ctx, name)) {
-    throw new PgshovelError("ALREADY_EXISTS", `set ${JSON.stringify(name)} already exists in cluster ${JSON.stringify(ctx.cluster)}`, {
-      hint: "use `pgshovel set update` to change it",
-    });
+    throw new PgshovelError(
+      "ALREADY_EXISTS",
+      `set ${JSON.stringify(name)} already exists in cluster ${JSON.stringify(ctx.cluster)}`,
+      {
+        hint: "use `pgshovel set update` to change it",
+      },
+    );
   }
   const node = await probeDatabase(ctx, config.database.dsn);
   await warnOnSharedNode(ctx, name, node, config.database.dsn);
@@ -112,7 +154,10 @@ export async function createSet(ctx: AdminContext, name: string, config: SetConf
     participants: [installParticipant(ctx, name, config, 0)],
     zkOps: ([result]) => {
       stored = { ...result!, operation: "create" };
-      return [clusterCheck(ctx, cluster.version), { op: "create", path: zkPaths.set(ctx.cluster, name), data: encodeRecord(stored) }];
+      return [
+        clusterCheck(ctx, cluster.version),
+        { op: "create", path: zkPaths.set(ctx.cluster, name), data: encodeRecord(stored) },
+      ];
     },
   });
   ctx.logger.info({ set: name, tables: stored!.tables.length }, "set created");
@@ -136,11 +181,16 @@ export async function updateSet(
   const current = await requireSet(ctx, name);
   const expected = options.expectedVersion ?? current.version;
   if (expected !== current.version) {
-    throw new PgshovelError("CONFLICT", `set ${name} is at version ${current.version}, not ${expected}`);
+    throw new PgshovelError(
+      "CONFLICT",
+      `set ${name} is at version ${current.version}, not ${expected}`,
+    );
   }
   const newNode = await probeDatabase(ctx, config.database.dsn);
   const moves = newNode !== current.config.database.node;
-  const participants: Participant<StoredSetConfig | undefined>[] = [installParticipant(ctx, name, config, expected + 1)];
+  const participants: Participant<StoredSetConfig | undefined>[] = [
+    installParticipant(ctx, name, config, expected + 1),
+  ];
   if (moves) {
     participants.push({
       dsn: current.config.database.dsn,
@@ -159,7 +209,12 @@ export async function updateSet(
       stored = { ...result!, operation: moves ? "update (moved)" : "update" };
       return [
         clusterCheck(ctx, cluster.version),
-        { op: "setData", path: zkPaths.set(ctx.cluster, name), data: encodeRecord(stored), version: expected },
+        {
+          op: "setData",
+          path: zkPaths.set(ctx.cluster, name),
+          data: encodeRecord(stored),
+          version: expected,
+        },
       ];
     },
   });
@@ -168,7 +223,11 @@ export async function updateSet(
 }
 
 /** Drops a set. With `force`, an unreachable database is skipped and what it keeps is reported. */
-export async function dropSet(ctx: AdminContext, name: string, options: { force?: boolean } = {}): Promise<{ leftBehind?: string }> {
+export async function dropSet(
+  ctx: AdminContext,
+  name: string,
+  options: { force?: boolean } = {},
+): Promise<{ leftBehind?: string }> {
   checkSetName(name);
   await recover(ctx);
   const cluster = await requireCurrentCluster(ctx);
@@ -181,12 +240,18 @@ export async function dropSet(ctx: AdminContext, name: string, options: { force?
     await commitEverywhere(ctx, {
       set: name,
       operation: "drop",
-      participants: [{ dsn: current.config.database.dsn, prepare: (client) => uninstallSet(client, ctx.cluster, name) }],
+      participants: [
+        {
+          dsn: current.config.database.dsn,
+          prepare: (client) => uninstallSet(client, ctx.cluster, name),
+        },
+      ],
       zkOps,
     });
   } catch (error) {
     // A database that no longer exists (3D000) is as unreachable as a server that is down.
-    const unreachable = isPgshovelError(error, "DATABASE_UNAVAILABLE") || sqlstate(error) === "3D000";
+    const unreachable =
+      isPgshovelError(error, "DATABASE_UNAVAILABLE") || sqlstate(error) === "3D000";
     if (!options.force || !unreachable) throw error;
     await ctx.zk.multi(zkOps(), `removing set ${name} from ZooKeeper`);
     const leftBehind = `the queue and triggers of set ${name} in ${hidePassword(current.config.database.dsn)} (tables ${current.config.tables
@@ -217,25 +282,41 @@ export async function listSets(ctx: AdminContext): Promise<SetSummary[]> {
 }
 
 /** A set's stored configuration with the password hidden, and its version. */
-export async function inspectSet(ctx: AdminContext, name: string): Promise<{ config: StoredSetConfig; version: number }> {
+export async function inspectSet(
+  ctx: AdminContext,
+  name: string,
+): Promise<{ config: StoredSetConfig; version: number }> {
   checkSetName(name);
   await readClusterRecord(ctx);
   const set = await requireSet(ctx, name);
-  return { config: { ...set.config, database: { ...set.config.database, dsn: hidePassword(set.config.database.dsn) } }, version: set.version };
+  return {
+    config: {
+      ...set.config,
+      database: { ...set.config.database, dsn: hidePassword(set.config.database.dsn) },
+    },
+    version: set.version,
+  };
 }
 
 /**
  * Records this software version in the cluster record and reinstalls the
  * database-side objects of every set, atomically. A downgrade needs `force`.
  */
-export async function upgradeCluster(ctx: AdminContext, options: { force?: boolean } = {}): Promise<{ from: string; to: string }> {
+export async function upgradeCluster(
+  ctx: AdminContext,
+  options: { force?: boolean } = {},
+): Promise<{ from: string; to: string }> {
   await recover(ctx);
   const cluster = await readClusterRecord(ctx);
   const from = cluster.record.version;
   if (compareVersions(from, SOFTWARE_VERSION) > 0 && !options.force) {
-    throw new PgshovelError("VERSION_MISMATCH", `cluster ${ctx.cluster} is at version ${from}, newer than this pgshovel (${SOFTWARE_VERSION}); refusing to downgrade`, {
-      hint: "use --force to downgrade anyway",
-    });
+    throw new PgshovelError(
+      "VERSION_MISMATCH",
+      `cluster ${ctx.cluster} is at version ${from}, newer than this pgshovel (${SOFTWARE_VERSION}); refusing to downgrade`,
+      {
+        hint: "use --force to downgrade anyway",
+      },
+    );
   }
   const sets: ({ name: string } & { config: StoredSetConfig; version: number })[] = [];
   for (const name of await listSetNames(ctx)) {
@@ -247,7 +328,12 @@ export async function upgradeCluster(ctx: AdminContext, options: { force?: boole
     prepare: async (client) => {
       await installClusterSchema(client, ctx.cluster, SOFTWARE_VERSION);
       const tables = await resolveTables(client, set.config.tables);
-      await installSet(client, { cluster: ctx.cluster, set: set.name, tables, configVersion: set.version });
+      await installSet(client, {
+        cluster: ctx.cluster,
+        set: set.name,
+        tables,
+        configVersion: set.version,
+      });
       return undefined;
     },
   }));
@@ -257,8 +343,19 @@ export async function upgradeCluster(ctx: AdminContext, options: { force?: boole
     operation: "upgrade",
     participants,
     zkOps: () => [
-      { op: "setData", path: zkPaths.cluster(ctx.cluster), data: encodeRecord(record), version: cluster.version },
-      ...sets.map((set): ZkOp => ({ op: "check", path: zkPaths.set(ctx.cluster, set.name), version: set.version })),
+      {
+        op: "setData",
+        path: zkPaths.cluster(ctx.cluster),
+        data: encodeRecord(record),
+        version: cluster.version,
+      },
+      ...sets.map(
+        (set): ZkOp => ({
+          op: "check",
+          path: zkPaths.set(ctx.cluster, set.name),
+          version: set.version,
+        }),
+      ),
     ],
   });
   ctx.logger.info({ from, to: SOFTWARE_VERSION, sets: sets.length }, "cluster upgraded");

@@ -24,19 +24,27 @@ function decodeRecord<T>(data: Buffer, path: string): T {
 }
 
 /** Reads the cluster record and its znode version; NOT_FOUND when the cluster is not initialized. */
-export async function readClusterRecord(ctx: AdminContext): Promise<{ record: ClusterRecord; version: number }> {
+export async function readClusterRecord(
+  ctx: AdminContext,
+): Promise<{ record: ClusterRecord; version: number }> {
   const path = zkPaths.cluster(ctx.cluster);
   const node = await ctx.zk.get(path);
   if (!node) {
-    throw new PgshovelError("NOT_FOUND", `cluster ${JSON.stringify(ctx.cluster)} is not initialized`, {
-      hint: "run `pgshovel cluster initialize` (or check --cluster and --zookeeper-hosts)",
-    });
+    throw new PgshovelError(
+      "NOT_FOUND",
+      `cluster ${JSON.stringify(ctx.cluster)} is not initialized`,
+      {
+        hint: "run `pgshovel cluster initialize` (or check --cluster and --zookeeper-hosts)",
+      },
+    );
   }
   return { record: decodeRecord<ClusterRecord>(node.data, path), version: node.stat.version };
 }
 
 /** Reads the cluster record and fails unless it was written by this software version. */
-export async function requireCurrentCluster(ctx: AdminContext): Promise<{ record: ClusterRecord; version: number }> {
+export async function requireCurrentCluster(
+  ctx: AdminContext,
+): Promise<{ record: ClusterRecord; version: number }> {
   const cluster = await readClusterRecord(ctx);
   if (cluster.record.version !== SOFTWARE_VERSION) {
     const newer = compareVersions(cluster.record.version, SOFTWARE_VERSION) > 0;
@@ -65,12 +73,19 @@ export async function readSet(
 }
 
 /** Like {@link readSet} but NOT_FOUND when the set does not exist. */
-export async function requireSet(ctx: AdminContext, name: string): Promise<{ config: StoredSetConfig; version: number }> {
+export async function requireSet(
+  ctx: AdminContext,
+  name: string,
+): Promise<{ config: StoredSetConfig; version: number }> {
   const set = await readSet(ctx, name);
   if (!set) {
-    throw new PgshovelError("NOT_FOUND", `set ${JSON.stringify(name)} does not exist in cluster ${JSON.stringify(ctx.cluster)}`, {
-      hint: "`pgshovel set list` shows the sets",
-    });
+    throw new PgshovelError(
+      "NOT_FOUND",
+      `set ${JSON.stringify(name)} does not exist in cluster ${JSON.stringify(ctx.cluster)}`,
+      {
+        hint: "`pgshovel set list` shows the sets",
+      },
+    );
   }
   return set;
 }

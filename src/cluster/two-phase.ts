@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { zkPaths, literal } from "../config/names.js";
+import { literal, zkPaths } from "../config/names.js";
 import { hidePassword } from "../config/set-config.js";
-import { describeError, PgshovelError } from "../errors.js";
 import { closeQuietly, connect, type PgClient, query } from "../database/postgres.js";
+import { describeError, PgshovelError } from "../errors.js";
 import { withRetry } from "../retry.js";
 import type { AdminContext } from "./context.js";
 import { encodeRecord } from "./records.js";
-import { isZkError, ZooKeeper, type ZkOp } from "./zookeeper.js";
+import { isZkError, type ZkOp, ZooKeeper } from "./zookeeper.js";
 
 /** A database taking part in a change: `prepare` does its work inside the transaction. */
 export interface Participant<T = unknown> {
@@ -43,9 +43,19 @@ export function gidPrefix(cluster: string): string {
 async function finishPrepared(dsn: string, gid: string, commit: boolean): Promise<boolean> {
   const client = await connect(dsn);
   try {
-    const found = await query(client, "SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()", [gid], "looking up a prepared transaction");
+    const found = await query(
+      client,
+      "SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()",
+      [gid],
+      "looking up a prepared transaction",
+    );
     if (!found.rowCount) return false;
-    await query(client, `${commit ? "COMMIT" : "ROLLBACK"} PREPARED ${literal(gid)}`, [], `${commit ? "committing" : "rolling back"} prepared transaction ${gid}`);
+    await query(
+      client,
+      `${commit ? "COMMIT" : "ROLLBACK"} PREPARED ${literal(gid)}`,
+      [],
+      `${commit ? "committing" : "rolling back"} prepared transaction ${gid}`,
+    );
     return true;
   } finally {
     await closeQuietly(client);
@@ -63,11 +73,18 @@ async function finishPrepared(dsn: string, gid: string, commit: boolean): Promis
  */
 export async function commitEverywhere<T>(
   ctx: AdminContext,
-  options: { set: string; operation: string; participants: Participant<T>[]; zkOps: (results: T[]) => ZkOp[] },
+  options: {
+    set: string;
+    operation: string;
+    participants: Participant<T>[];
+    zkOps: (results: T[]) => ZkOp[];
+  },
 ): Promise<T[]> {
   const id = randomUUID().replaceAll("-", "").slice(0, 16);
   const recordPath = zkPaths.transaction(ctx.cluster, id);
-  const gids = options.participants.map((_, i) => `${gidPrefix(ctx.cluster)}${options.set}:${options.operation}:${id}:${i}`);
+  const gids = options.participants.map(
+    (_, i) => `${gidPrefix(ctx.cluster)}${options.set}:${options.operation}:${id}:${i}`,
+  );
   const record: TransactionRecord = {
     set: options.set,
     operation: options.operation,
@@ -90,7 +107,10 @@ export async function commitEverywhere<T>(
       try {
         await finishPrepared(dsn, gid, false);
       } catch (error) {
-        ctx.logger.error({ gid, err: describeError(error) }, "could not roll back a prepared transaction; run `pgshovel cluster recover`");
+        ctx.logger.error(
+          { gid, err: describeError(error) },
+          "could not roll back a prepared transaction; run `pgshovel cluster recover`",
+        );
       }
     }
     await ctx.zk.removeRecursive(recordPath).catch(() => {});
@@ -103,7 +123,12 @@ export async function commitEverywhere<T>(
       clients.push(client);
       await query(client, "BEGIN", [], "starting a transaction");
       results.push(await participant.prepare(client));
-      await query(client, `PREPARE TRANSACTION ${literal(gids[i]!)}`, [], `preparing the change in ${hidePassword(participant.dsn)}`);
+      await query(
+        client,
+        `PREPARE TRANSACTION ${literal(gids[i]!)}`,
+        [],
+        `preparing the change in ${hidePassword(participant.dsn)}`,
+      );
       prepared.push({ dsn: participant.dsn, gid: gids[i]! });
     }
   } catch (error) {
@@ -118,7 +143,15 @@ export async function commitEverywhere<T>(
   let committed: boolean;
   try {
     await ctx.zk.multi(
-      [...options.zkOps(results), { op: "setData", path: recordPath, data: encodeRecord({ ...record, state: "committed" }), version: 0 }],
+      [
+        ...options.zkOps(results),
+        {
+          op: "setData",
+          path: recordPath,
+          data: encodeRecord({ ...record, state: "committed" }),
+          version: 0,
+        },
+      ],
       `writing the configuration of set ${options.set} to ZooKeeper`,
       // The client queues requests while disconnected: without a bound, a lost ZooKeeper hangs here.
       ctx.zookeeperTimeoutMs,
@@ -126,12 +159,20 @@ export async function commitEverywhere<T>(
     committed = true;
   } catch (error) {
     if (!(error instanceof PgshovelError) || !error.retryable) {
-      if (isZkError(error, "BAD_VERSION") || isZkError(error, "NODE_EXISTS") || isZkError(error, "NO_NODE")) {
+      if (
+        isZkError(error, "BAD_VERSION") ||
+        isZkError(error, "NODE_EXISTS") ||
+        isZkError(error, "NO_NODE")
+      ) {
         return abort(
-          new PgshovelError("CONFLICT", `set ${options.set} or cluster ${ctx.cluster} was changed concurrently; nothing was changed`, {
-            cause: error,
-            hint: "read the current state (`pgshovel set inspect`) and try again",
-          }),
+          new PgshovelError(
+            "CONFLICT",
+            `set ${options.set} or cluster ${ctx.cluster} was changed concurrently; nothing was changed`,
+            {
+              cause: error,
+              hint: "read the current state (`pgshovel set inspect`) and try again",
+            },
+          ),
         );
       }
       return abort(error);
@@ -140,15 +181,23 @@ export async function commitEverywhere<T>(
   }
   await settle(ctx, recordPath, prepared, committed);
   if (!committed) {
-    throw new PgshovelError("ZOOKEEPER_UNAVAILABLE", `lost ZooKeeper while changing set ${options.set}; the change was rolled back`, {
-      retryable: true,
-    });
+    throw new PgshovelError(
+      "ZOOKEEPER_UNAVAILABLE",
+      `lost ZooKeeper while changing set ${options.set}; the change was rolled back`,
+      {
+        retryable: true,
+      },
+    );
   }
   return results;
 }
 
 /** After a lost multi-op: decide from the log entry, aborting it if it is still "prepared". */
-async function learnOutcome(ctx: AdminContext, recordPath: string, cause: PgshovelError): Promise<boolean> {
+async function learnOutcome(
+  ctx: AdminContext,
+  recordPath: string,
+  cause: PgshovelError,
+): Promise<boolean> {
   const deadline = Date.now() + ctx.zookeeperTimeoutMs;
   let session: ZooKeeper | undefined;
   try {
@@ -161,7 +210,12 @@ async function learnOutcome(ctx: AdminContext, recordPath: string, cause: Pgshov
         });
         return decide(session, recordPath);
       },
-      { attempts: Number.POSITIVE_INFINITY, initialDelayMs: 200, maxDelayMs: 2000, signal: AbortSignal.timeout(ctx.zookeeperTimeoutMs) },
+      {
+        attempts: Number.POSITIVE_INFINITY,
+        initialDelayMs: 200,
+        maxDelayMs: 2000,
+        signal: AbortSignal.timeout(ctx.zookeeperTimeoutMs),
+      },
     );
   } catch (error) {
     throw new PgshovelError(
@@ -185,7 +239,17 @@ async function decide(zk: ZooKeeper, recordPath: string): Promise<boolean> {
   if (record.state === "committed") return true;
   if (record.state === "prepared") {
     try {
-      await zk.multi([{ op: "setData", path: recordPath, data: encodeRecord({ ...record, state: "aborted" }), version: node.stat.version }], "aborting a transaction");
+      await zk.multi(
+        [
+          {
+            op: "setData",
+            path: recordPath,
+            data: encodeRecord({ ...record, state: "aborted" }),
+            version: node.stat.version,
+          },
+        ],
+        "aborting a transaction",
+      );
     } catch (error) {
       if (isZkError(error, "BAD_VERSION")) return decide(zk, recordPath);
       throw error;
@@ -194,12 +258,24 @@ async function decide(zk: ZooKeeper, recordPath: string): Promise<boolean> {
   return false;
 }
 
-async function settle(ctx: AdminContext, recordPath: string, participants: { dsn: string; gid: string }[], commit: boolean): Promise<void> {
+async function settle(
+  ctx: AdminContext,
+  recordPath: string,
+  participants: { dsn: string; gid: string }[],
+  commit: boolean,
+): Promise<void> {
   for (const { dsn, gid } of participants) {
-    await withRetry(() => finishPrepared(dsn, gid, commit), { attempts: 5, initialDelayMs: 200, maxDelayMs: 2000 });
+    await withRetry(() => finishPrepared(dsn, gid, commit), {
+      attempts: 5,
+      initialDelayMs: 200,
+      maxDelayMs: 2000,
+    });
   }
   await ctx.zk.removeRecursive(recordPath).catch((error) => {
-    ctx.logger.warn({ err: describeError(error), path: recordPath }, "could not remove a finished transaction record; `pgshovel cluster recover` will");
+    ctx.logger.warn(
+      { err: describeError(error), path: recordPath },
+      "could not remove a finished transaction record; `pgshovel cluster recover` will",
+    );
   });
 }
 
@@ -230,10 +306,14 @@ export async function recover(ctx: AdminContext): Promise<RecoveryReport> {
     let ok = true;
     for (const { dsn, gid } of record.participants) {
       try {
-        if (await finishPrepared(dsn, gid, commit)) (commit ? report.committed : report.rolledBack).push(gid);
+        if (await finishPrepared(dsn, gid, commit))
+          (commit ? report.committed : report.rolledBack).push(gid);
       } catch (error) {
         ok = false;
-        ctx.logger.warn({ gid, database: hidePassword(dsn), err: describeError(error) }, "could not resolve a prepared transaction");
+        ctx.logger.warn(
+          { gid, database: hidePassword(dsn), err: describeError(error) },
+          "could not resolve a prepared transaction",
+        );
       }
     }
     if (ok) await ctx.zk.removeRecursive(path);

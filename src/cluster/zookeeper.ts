@@ -153,9 +153,16 @@ export class ZooKeeper {
     watcher?: () => void,
   ): Promise<{ data: Buffer; stat: NodeStat } | undefined> {
     return this.bounded(`reading ${path}`, (resolve, reject) => {
-      const callback = (error: Error | zookeeper.Exception | null, data: Buffer, stat: zookeeper.Stat) => {
+      const callback = (
+        error: Error | zookeeper.Exception | null,
+        data: Buffer,
+        stat: zookeeper.Stat,
+      ) => {
         if (error) {
-          if (error instanceof zookeeper.Exception && error.getCode() === zookeeper.Exception.NO_NODE) {
+          if (
+            error instanceof zookeeper.Exception &&
+            error.getCode() === zookeeper.Exception.NO_NODE
+          ) {
             resolve(undefined);
           } else reject(convert(error, `reading ${path}`, this.hosts));
           return;
@@ -184,7 +191,10 @@ export class ZooKeeper {
     return this.bounded(`listing ${path}`, (resolve, reject) => {
       const callback = (error: Error | zookeeper.Exception | null, children: string[]) => {
         if (error) {
-          if (error instanceof zookeeper.Exception && error.getCode() === zookeeper.Exception.NO_NODE) {
+          if (
+            error instanceof zookeeper.Exception &&
+            error.getCode() === zookeeper.Exception.NO_NODE
+          ) {
             resolve([]);
           } else reject(convert(error, `listing ${path}`, this.hosts));
           return;
@@ -198,7 +208,9 @@ export class ZooKeeper {
 
   /** Creates a node; `ephemeral` ties it to this session. */
   async create(path: string, data: Buffer, options: { ephemeral?: boolean } = {}): Promise<void> {
-    const mode = options.ephemeral ? zookeeper.CreateMode.EPHEMERAL : zookeeper.CreateMode.PERSISTENT;
+    const mode = options.ephemeral
+      ? zookeeper.CreateMode.EPHEMERAL
+      : zookeeper.CreateMode.PERSISTENT;
     return this.bounded(`creating ${path}`, (resolve, reject) => {
       this.client.create(path, data, mode, (error) => {
         if (error) reject(convert(error, `creating ${path}`, this.hosts));
@@ -297,6 +309,6 @@ function toStat(stat: zookeeper.Stat): NodeStat {
   const owner = stat.ephemeralOwner;
   return {
     version: stat.version,
-    ephemeralOwner: owner && owner.some((byte) => byte !== 0) ? owner.toString("hex") : "",
+    ephemeralOwner: owner?.some((byte) => byte !== 0) ? owner.toString("hex") : "",
   };
 }

@@ -46,7 +46,9 @@ export function parseSetConfig(text: string, source: string): SetConfigInput {
   const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (document.errors.length > 0) {
     const first = document.errors[0]!;
-    const where = first.linePos?.[0] ? ` at line ${first.linePos[0].line}, column ${first.linePos[0].col}` : "";
+    const where = first.linePos?.[0]
+      ? ` at line ${first.linePos[0].line}, column ${first.linePos[0].col}`
+      : "";
     throw new PgshovelError(
       "INVALID_ARGUMENT",
       // prettyErrors appends its own " at line L, column C:" and a code excerpt: keep the reason only.
@@ -62,9 +64,13 @@ export function parseSetConfig(text: string, source: string): SetConfigInput {
       }
       return `${path}: ${issue.message}`;
     });
-    throw new PgshovelError("INVALID_ARGUMENT", `${source}: invalid set configuration: ${issues.join("; ")}`, {
-      hint: "see docs/set-configuration.md for the keys a set configuration takes",
-    });
+    throw new PgshovelError(
+      "INVALID_ARGUMENT",
+      `${source}: invalid set configuration: ${issues.join("; ")}`,
+      {
+        hint: "see docs/set-configuration.md for the keys a set configuration takes",
+      },
+    );
   }
   const seen = new Set<string>();
   for (const table of parsed.data.tables) {

@@ -1,6 +1,6 @@
 import pg from "pg";
-import { PgshovelError, type ErrorCode } from "../errors.js";
 import { hidePassword } from "../config/set-config.js";
+import { type ErrorCode, PgshovelError } from "../errors.js";
 
 /** A PostgreSQL connection. */
 export type PgClient = pg.Client;
@@ -14,7 +14,14 @@ export interface ServerErrorFields {
 
 // Connection-level failures that a retry may cure.
 const RETRYABLE_SQLSTATE_CLASSES = ["08", "57P", "53", "40001", "40P01"];
-const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENOTFOUND"]);
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENOTFOUND",
+]);
 
 /** The SQLSTATE of a driver error, or of the driver error a PgshovelError wraps. */
 export function sqlstate(error: unknown): string | undefined {
@@ -29,7 +36,12 @@ export function convertPgError(error: unknown, doing: string): PgshovelError {
   const err = error as Error & { code?: string; detail?: string; hint?: string };
   const code = err?.code ?? "";
   const message = err?.message ?? String(error);
-  if (NETWORK_CODES.has(code) || /Connection terminated|timeout expired|not queryable|connection error|Client was closed/i.test(message)) {
+  if (
+    NETWORK_CODES.has(code) ||
+    /Connection terminated|timeout expired|not queryable|connection error|Client was closed/i.test(
+      message,
+    )
+  ) {
     return new PgshovelError("DATABASE_UNAVAILABLE", `${doing}: ${message}`, {
       cause: error,
       retryable: true,
@@ -37,10 +49,14 @@ export function convertPgError(error: unknown, doing: string): PgshovelError {
     });
   }
   if (code === "28P01" || code === "28000") {
-    return new PgshovelError("DATABASE_UNAVAILABLE", `${doing}: authentication failed: ${message}`, {
-      cause: error,
-      hint: "check the user and password in the DSN (and pg_hba.conf)",
-    });
+    return new PgshovelError(
+      "DATABASE_UNAVAILABLE",
+      `${doing}: authentication failed: ${message}`,
+      {
+        cause: error,
+        hint: "check the user and password in the DSN (and pg_hba.conf)",
+      },
+    );
   }
   if (code === "3D000") {
     return new PgshovelError("NOT_FOUND", `${doing}: ${message}`, {
@@ -49,13 +65,18 @@ export function convertPgError(error: unknown, doing: string): PgshovelError {
     });
   }
   const retryable = RETRYABLE_SQLSTATE_CLASSES.some((prefix) => code.startsWith(prefix));
-  const kind: ErrorCode = retryable && code.startsWith("08") ? "DATABASE_UNAVAILABLE" : "DATABASE_ERROR";
+  const kind: ErrorCode =
+    retryable && code.startsWith("08") ? "DATABASE_UNAVAILABLE" : "DATABASE_ERROR";
   const extra = [err?.detail && `detail: ${err.detail}`].filter(Boolean).join("; ");
-  return new PgshovelError(kind, `${doing}: ${message}${extra ? ` (${extra})` : ""}${code ? ` [${code}]` : ""}`, {
-    cause: error,
-    retryable,
-    hint: err?.hint,
-  });
+  return new PgshovelError(
+    kind,
+    `${doing}: ${message}${extra ? ` (${extra})` : ""}${code ? ` [${code}]` : ""}`,
+    {
+      cause: error,
+      retryable,
+      hint: err?.hint,
+    },
+  );
 }
 
 /** Connects to a DSN (a `postgresql://` URI), converting failures. */

@@ -1,6 +1,6 @@
+import type { ZooKeeper } from "../cluster/zookeeper.js";
 import { zkPaths } from "../config/names.js";
 import type { Logger } from "../log.js";
-import type { ZooKeeper } from "../cluster/zookeeper.js";
 
 /**
  * One active relay per (set, consumer): every relay adds an ephemeral
@@ -26,16 +26,24 @@ export class Leadership {
   /** Resolves once this relay leads; rejects when aborted. */
   async acquire(signal: AbortSignal, describe: Record<string, unknown>): Promise<void> {
     await this.zk.ensurePath(this.dir);
-    this.node ??= await this.zk.createEphemeralSequential(`${this.dir}/candidate-`, Buffer.from(JSON.stringify(describe)));
+    this.node ??= await this.zk.createEphemeralSequential(
+      `${this.dir}/candidate-`,
+      Buffer.from(JSON.stringify(describe)),
+    );
     const mine = this.node.slice(this.dir.length + 1);
     let announced = false;
     for (;;) {
       if (signal.aborted) throw signal.reason;
-      const candidates = (await this.zk.children(this.dir)).filter((c) => c.startsWith("candidate-")).sort();
+      const candidates = (await this.zk.children(this.dir))
+        .filter((c) => c.startsWith("candidate-"))
+        .sort();
       const index = candidates.indexOf(mine);
       if (index === -1) {
         // Our node is gone (session expired and re-established): stand again.
-        this.node = await this.zk.createEphemeralSequential(`${this.dir}/candidate-`, Buffer.from(JSON.stringify(describe)));
+        this.node = await this.zk.createEphemeralSequential(
+          `${this.dir}/candidate-`,
+          Buffer.from(JSON.stringify(describe)),
+        );
         continue;
       }
       if (index === 0) {

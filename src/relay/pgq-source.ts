@@ -1,8 +1,8 @@
 import pg from "pg";
 import { dbNames, ident } from "../config/names.js";
 import { hidePassword } from "../config/set-config.js";
-import { PgshovelError } from "../errors.js";
 import { closeQuietly, convertPgError, query } from "../database/postgres.js";
+import { PgshovelError } from "../errors.js";
 import type { Snapshot, Tick, Timestamp } from "../stream/types.js";
 
 /** A batch PgQ has ready for a consumer. */
@@ -44,7 +44,11 @@ const types = {
 /** Converts PostgreSQL's ISO timestamptz output in UTC ("2026-11-24 03:45:27.1234+00") to a stream Timestamp. */
 export function toTimestamp(text: string): Timestamp {
   const match = /^(\d{4,}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00$/.exec(text);
-  if (!match) throw new PgshovelError("INTERNAL", `unexpected timestamp ${JSON.stringify(text)} from PostgreSQL`);
+  if (!match)
+    throw new PgshovelError(
+      "INTERNAL",
+      `unexpected timestamp ${JSON.stringify(text)} from PostgreSQL`,
+    );
   return `${match[1]}T${match[2]}.${(match[3] ?? "").padEnd(6, "0")}Z`;
 }
 
@@ -101,26 +105,52 @@ export class PgqSource {
       throw convertPgError(error, `connecting to ${hidePassword(this.dsn)}`);
     }
     this.client = client;
-    await query(client, "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'", [], "configuring the session");
-    const queue = await query(client, "SELECT 1 FROM pgq.queue WHERE queue_name = $1", [this.queue], "looking up the queue").catch(
-      (error: PgshovelError) => {
-        if (error.message.includes("[3F000]")) return { rowCount: 0 };
-        throw error;
-      },
+    await query(
+      client,
+      "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'",
+      [],
+      "configuring the session",
     );
+    const queue = await query(
+      client,
+      "SELECT 1 FROM pgq.queue WHERE queue_name = $1",
+      [this.queue],
+      "looking up the queue",
+    ).catch((error: PgshovelError) => {
+      if (error.message.includes("[3F000]")) return { rowCount: 0 };
+      throw error;
+    });
     if (!queue.rowCount) {
-      throw new PgshovelError("NOT_FOUND", `queue ${this.queue} of set ${this.set} does not exist in ${hidePassword(this.dsn)}`, {
-        hint: "the set's database objects are missing: `pgshovel set update` reinstalls them",
-      });
+      throw new PgshovelError(
+        "NOT_FOUND",
+        `queue ${this.queue} of set ${this.set} does not exist in ${hidePassword(this.dsn)}`,
+        {
+          hint: "the set's database objects are missing: `pgshovel set update` reinstalls them",
+        },
+      );
     }
-    await query(client, "SELECT pgq.register_consumer($1, $2)", [this.queue, this.consumer], "registering the PgQ consumer");
-    const node = await query<{ id: string }>(client, `SELECT id::text FROM ${ident(dbNames.schema(this.cluster))}.node`, [], "reading the node id");
+    await query(
+      client,
+      "SELECT pgq.register_consumer($1, $2)",
+      [this.queue, this.consumer],
+      "registering the PgQ consumer",
+    );
+    const node = await query<{ id: string }>(
+      client,
+      `SELECT id::text FROM ${ident(dbNames.schema(this.cluster))}.node`,
+      [],
+      "reading the node id",
+    );
     this.nodeId = node.rows[0]!.id;
   }
 
   /** The next batch, or undefined when PgQ has none ready. The same batch is returned until finished. */
   async nextBatch(): Promise<BatchInfo | undefined> {
-    const result = await query<{ batch_id: string | null; prev_tick_id: string; cur_tick_id: string }>(
+    const result = await query<{
+      batch_id: string | null;
+      prev_tick_id: string;
+      cur_tick_id: string;
+    }>(
       this.db,
       "SELECT batch_id, prev_tick_id, cur_tick_id FROM pgq.next_batch_info($1, $2)",
       [this.queue, this.consumer],
@@ -128,7 +158,11 @@ export class PgqSource {
     );
     const row = result.rows[0];
     if (!row?.batch_id) return undefined;
-    return { id: BigInt(row.batch_id), startTickId: BigInt(row.prev_tick_id), endTickId: BigInt(row.cur_tick_id) };
+    return {
+      id: BigInt(row.batch_id),
+      startTickId: BigInt(row.prev_tick_id),
+      endTickId: BigInt(row.cur_tick_id),
+    };
   }
 
   /** Both ticks of a batch, with their snapshots. */
@@ -142,11 +176,19 @@ export class PgqSource {
       "reading the batch's ticks",
     );
     const byId = new Map(
-      result.rows.map((r) => [BigInt(r.tick_id), { id: BigInt(r.tick_id), snapshot: parseSnapshot(r.snapshot), time: toTimestamp(r.tick_time) }]),
+      result.rows.map((r) => [
+        BigInt(r.tick_id),
+        {
+          id: BigInt(r.tick_id),
+          snapshot: parseSnapshot(r.snapshot),
+          time: toTimestamp(r.tick_time),
+        },
+      ]),
     );
     const start = byId.get(batch.startTickId);
     const end = byId.get(batch.endTickId);
-    if (!start || !end) throw new PgshovelError("INTERNAL", `ticks of batch ${batch.id} are missing from pgq.tick`);
+    if (!start || !end)
+      throw new PgshovelError("INTERNAL", `ticks of batch ${batch.id} are missing from pgq.tick`);
     return { start, end };
   }
 
@@ -172,7 +214,12 @@ export class PgqSource {
       // get_batch_cursor returns up to quick_limit rows at once; fewer means the batch is complete.
       if (first.rows.length >= fetchSize) {
         for (;;) {
-          const more = await query<Record<string, string>>(db, `FETCH ${fetchSize} FROM ${CURSOR}`, [], doing);
+          const more = await query<Record<string, string>>(
+            db,
+            `FETCH ${fetchSize} FROM ${CURSOR}`,
+            [],
+            doing,
+          );
           for (const row of more.rows) {
             yield {
               id: row.ev_id!,
@@ -197,7 +244,12 @@ export class PgqSource {
 
   /** Marks a batch done for this consumer; PgQ then moves on. */
   async finish(batchId: bigint): Promise<void> {
-    await query(this.db, "SELECT pgq.finish_batch($1)", [batchId.toString()], `finishing batch ${batchId}`);
+    await query(
+      this.db,
+      "SELECT pgq.finish_batch($1)",
+      [batchId.toString()],
+      `finishing batch ${batchId}`,
+    );
   }
 
   /** Asks PgQ for a tick now (it makes one only when events are waiting). */
@@ -207,7 +259,11 @@ export class PgqSource {
 
   /** Lag and backlog of this consumer. */
   async consumerInfo(): Promise<ConsumerInfo | undefined> {
-    const result = await query<{ lag: number | null; last_seen: number | null; pending_events: string | null }>(
+    const result = await query<{
+      lag: number | null;
+      last_seen: number | null;
+      pending_events: string | null;
+    }>(
       this.db,
       `SELECT extract(epoch FROM lag)::float8 AS lag, extract(epoch FROM last_seen)::float8 AS last_seen, pending_events::text
          FROM pgq.get_consumer_info($1, $2)`,
@@ -215,7 +271,9 @@ export class PgqSource {
       "reading consumer info",
     );
     const row = result.rows[0];
-    return row ? { lagSeconds: row.lag, lastSeenSeconds: row.last_seen, pendingEvents: row.pending_events } : undefined;
+    return row
+      ? { lagSeconds: row.lag, lastSeenSeconds: row.last_seen, pendingEvents: row.pending_events }
+      : undefined;
   }
 
   async close(): Promise<void> {

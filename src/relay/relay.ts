@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
+import type { ZooKeeper } from "../cluster/zookeeper.js";
 import { hidePassword } from "../config/set-config.js";
 import { describeError, PgshovelError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { ZooKeeper } from "../cluster/zookeeper.js";
 import type { Sink } from "../sinks/sink.js";
 import { timestampFromDate } from "../stream/timestamp.js";
 import type { BatchRef, Body, Message, Mutation, Operation, Row } from "../stream/types.js";
@@ -57,7 +57,10 @@ const OPERATIONS = new Set<string>(["INSERT", "UPDATE", "DELETE", "TRUNCATE"]);
 /** Turns a PgQ event written by the capture trigger into a stream mutation. */
 export function toMutation(event: QueueEvent, identityCache: Map<string, string[]>): Mutation {
   if (!OPERATIONS.has(event.type)) {
-    throw new PgshovelError("INTERNAL", `event ${event.id} has unknown type ${JSON.stringify(event.type)}`);
+    throw new PgshovelError(
+      "INTERNAL",
+      `event ${event.id} has unknown type ${JSON.stringify(event.type)}`,
+    );
   }
   let identity = identityCache.get(event.identity);
   if (!identity) {
@@ -101,13 +104,23 @@ export class Relay {
   /** Runs until aborted (→ stopped), the set is dropped (→ dropped) or an unrecoverable error (throws). */
   async run(signal: AbortSignal): Promise<RelayOutcome> {
     const { logger, sink } = this.options;
-    const leadership = new Leadership(this.options.zk, this.options.cluster, this.options.set, this.options.consumer, logger);
+    const leadership = new Leadership(
+      this.options.zk,
+      this.options.cluster,
+      this.options.set,
+      this.options.consumer,
+      logger,
+    );
     try {
       const first = await this.follower.confirmed(signal, this.options.maxZooKeeperPauseMs);
       if (first.kind === "dropped") {
-        throw new PgshovelError("NOT_FOUND", `set ${JSON.stringify(this.options.set)} does not exist in cluster ${JSON.stringify(this.options.cluster)}`, {
-          hint: "`pgshovel set list` shows the sets",
-        });
+        throw new PgshovelError(
+          "NOT_FOUND",
+          `set ${JSON.stringify(this.options.set)} does not exist in cluster ${JSON.stringify(this.options.cluster)}`,
+          {
+            hint: "`pgshovel set list` shows the sets",
+          },
+        );
       }
       this.checkVersion(first);
       if (this.options.elect) {
@@ -129,11 +142,17 @@ export class Relay {
     }
   }
 
-  private checkVersion(state: SetState): asserts state is Exclude<SetState, { kind: "version-mismatch" }> {
+  private checkVersion(
+    state: SetState,
+  ): asserts state is Exclude<SetState, { kind: "version-mismatch" }> {
     if (state.kind === "version-mismatch") {
-      throw new PgshovelError("VERSION_MISMATCH", `cluster is at version ${state.clusterVersion}, this relay runs a different version`, {
-        hint: "run the relay of the cluster's version, or `pgshovel cluster upgrade`",
-      });
+      throw new PgshovelError(
+        "VERSION_MISMATCH",
+        `cluster is at version ${state.clusterVersion}, this relay runs a different version`,
+        {
+          hint: "run the relay of the cluster's version, or `pgshovel cluster upgrade`",
+        },
+      );
     }
   }
 
@@ -151,26 +170,41 @@ export class Relay {
         this.checkVersion(state);
         const dsn = state.config.database.dsn;
         if (this.source && this.source.dsn !== dsn) {
-          logger.info({ database: hidePassword(dsn) }, "the set moved to another database: switching");
+          logger.info(
+            { database: hidePassword(dsn) },
+            "the set moved to another database: switching",
+          );
           await this.source.close();
           this.source = undefined;
         }
         if (!this.source) {
-          const source = new PgqSource(dsn, this.options.cluster, this.options.set, this.options.consumer);
+          const source = new PgqSource(
+            dsn,
+            this.options.cluster,
+            this.options.set,
+            this.options.consumer,
+          );
           await source.open().catch(async (error) => {
             await source.close();
             throw error;
           });
           this.source = source;
           checkSink = true;
-          logger.info({ database: hidePassword(dsn), node: source.node, queue: source.queue }, "reading the set's queue");
+          logger.info(
+            { database: hidePassword(dsn), node: source.node, queue: source.queue },
+            "reading the set's queue",
+          );
         }
         const source = this.source;
         this.state = "polling";
         let batch = await source.nextBatch();
         // Ticking at most once per poll interval bounds how many batches we cut for the
         // queue's other consumers, which may be slower (Kafka commits a transaction per batch).
-        if (!batch && this.options.selfTick && Date.now() - this.lastTickAt >= this.options.pollIntervalMs) {
+        if (
+          !batch &&
+          this.options.selfTick &&
+          Date.now() - this.lastTickAt >= this.options.pollIntervalMs
+        ) {
           this.lastTickAt = Date.now();
           await source.tick();
           batch = await source.nextBatch();
@@ -184,9 +218,13 @@ export class Relay {
           const last = await this.options.sink.lastCommittedBatch();
           checkSink = false;
           // After a failed publish whose commit did land, our sequence continues after it.
-          if (last && last.header.publisher === this.publisher) this.sequence = last.header.sequence + 1n;
+          if (last && last.header.publisher === this.publisher)
+            this.sequence = last.header.sequence + 1n;
           if (last && last.batch.node === ref.node && last.batch.id === ref.id) {
-            logger.info({ batch: ref.id.toString() }, "the sink already holds this batch: finishing it without publishing again");
+            logger.info(
+              { batch: ref.id.toString() },
+              "the sink already holds this batch: finishing it without publishing again",
+            );
             await source.finish(batch.id);
             continue;
           }
@@ -201,7 +239,10 @@ export class Relay {
         this.currentBatch = null;
         if (signal.aborted) break;
         if (!(error instanceof PgshovelError) || !error.retryable) throw error;
-        logger.warn({ err: describeError(error), retryInMs: backoff }, "recoverable failure: retrying");
+        logger.warn(
+          { err: describeError(error), retryInMs: backoff },
+          "recoverable failure: retrying",
+        );
         if (error.code === "DATABASE_UNAVAILABLE" || error.code === "DATABASE_ERROR") {
           await this.source?.close();
           this.source = undefined;
@@ -216,12 +257,21 @@ export class Relay {
   }
 
   private message(batch: BatchRef, body: Body): Message {
-    const header = { publisher: this.publisher, sequence: this.sequence, timestamp: timestampFromDate(new Date()) };
+    const header = {
+      publisher: this.publisher,
+      sequence: this.sequence,
+      timestamp: timestampFromDate(new Date()),
+    };
     this.sequence++;
     return { header, batch, body };
   }
 
-  private async publish(source: PgqSource, batch: BatchInfo, ref: BatchRef, signal: AbortSignal): Promise<void> {
+  private async publish(
+    source: PgqSource,
+    batch: BatchInfo,
+    ref: BatchRef,
+    signal: AbortSignal,
+  ): Promise<void> {
     const { sink, logger } = this.options;
     this.currentBatch = batch.id;
     this.state = "publishing";
@@ -235,10 +285,15 @@ export class Relay {
       for await (const event of source.events(batch.id, relay.options.fetchSize)) {
         if (signal.aborted) throw new PgshovelError("INTERNAL", "stopping", { retryable: false });
         if (!follower.isConnected) {
-          throw new PgshovelError("ZOOKEEPER_UNAVAILABLE", "ZooKeeper connection lost mid-batch", { retryable: true });
+          throw new PgshovelError("ZOOKEEPER_UNAVAILABLE", "ZooKeeper connection lost mid-batch", {
+            retryable: true,
+          });
         }
         count++;
-        yield relay.message(ref, { kind: "mutation", mutation: toMutation(event, relay.identityCache) });
+        yield relay.message(ref, {
+          kind: "mutation",
+          mutation: toMutation(event, relay.identityCache),
+        });
       }
       yield relay.message(ref, { kind: "commit" });
     }
@@ -249,11 +304,19 @@ export class Relay {
         // Nothing of this batch is visible downstream: its sequence numbers are free again.
         this.sequence = firstSequence;
       } else {
-        await sink.publishBatch(ref, (async function* () {
-          yield relay.message(ref, { kind: "rollback" });
-        })()).catch((rollbackError) => {
-          logger.warn({ err: describeError(rollbackError) }, "could not publish the rollback of an abandoned batch");
-        });
+        await sink
+          .publishBatch(
+            ref,
+            (async function* () {
+              yield relay.message(ref, { kind: "rollback" });
+            })(),
+          )
+          .catch((rollbackError) => {
+            logger.warn(
+              { err: describeError(rollbackError) },
+              "could not publish the rollback of an abandoned batch",
+            );
+          });
       }
       throw error;
     }

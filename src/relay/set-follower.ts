@@ -1,11 +1,11 @@
 import { setTimeout as delay } from "node:timers/promises";
+import type { ClusterRecord } from "../cluster/records.js";
+import type { ZooKeeper } from "../cluster/zookeeper.js";
 import { zkPaths } from "../config/names.js";
 import type { StoredSetConfig } from "../config/set-config.js";
 import { PgshovelError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { SOFTWARE_VERSION } from "../version.js";
-import type { ClusterRecord } from "../cluster/records.js";
-import type { ZooKeeper } from "../cluster/zookeeper.js";
 
 /** What the relay may do under the configuration it last confirmed. */
 export type SetState =
@@ -69,13 +69,18 @@ export class SetFollower {
     const clusterNode = await this.zk.get(zkPaths.cluster(this.cluster), this.onWatch);
     if (!clusterNode) return { kind: "dropped" };
     const record = JSON.parse(clusterNode.data.toString("utf8")) as ClusterRecord;
-    if (record.version !== SOFTWARE_VERSION) return { kind: "version-mismatch", clusterVersion: record.version };
+    if (record.version !== SOFTWARE_VERSION)
+      return { kind: "version-mismatch", clusterVersion: record.version };
     const setNode = await this.zk.get(zkPaths.set(this.cluster, this.set), this.onWatch);
     if (!setNode) {
       // Watch for re-creation is not needed: a dropped set ends the relay.
       return { kind: "dropped" };
     }
-    return { kind: "active", config: JSON.parse(setNode.data.toString("utf8")) as StoredSetConfig, version: setNode.stat.version };
+    return {
+      kind: "active",
+      config: JSON.parse(setNode.data.toString("utf8")) as StoredSetConfig,
+      version: setNode.stat.version,
+    };
   }
 
   /**
@@ -87,21 +92,35 @@ export class SetFollower {
     while (!this.connected && !this.expired) {
       if (signal.aborted) throw signal.reason;
       if (Date.now() - pausedSince > maxPauseMs) {
-        throw new PgshovelError("ZOOKEEPER_UNAVAILABLE", `ZooKeeper (${this.zk.hosts}) unreachable for more than ${maxPauseMs} ms`);
+        throw new PgshovelError(
+          "ZOOKEEPER_UNAVAILABLE",
+          `ZooKeeper (${this.zk.hosts}) unreachable for more than ${maxPauseMs} ms`,
+        );
       }
       await this.sleep(200, signal);
     }
     if (this.expired) {
-      throw new PgshovelError("ZOOKEEPER_UNAVAILABLE", `the ZooKeeper session expired (${this.zk.hosts}); another relay may have taken over`, {
-        hint: "restart the relay (a supervisor should do it)",
-      });
+      throw new PgshovelError(
+        "ZOOKEEPER_UNAVAILABLE",
+        `the ZooKeeper session expired (${this.zk.hosts}); another relay may have taken over`,
+        {
+          hint: "restart the relay (a supervisor should do it)",
+        },
+      );
     }
     if (this.stale || !this.state) {
       this.stale = false;
       const previous = this.state;
       this.state = await this.reload();
-      if (previous?.kind === "active" && this.state.kind === "active" && previous.version !== this.state.version) {
-        this.logger.info({ version: this.state.version, tables: this.state.config.tables.length }, "set configuration changed");
+      if (
+        previous?.kind === "active" &&
+        this.state.kind === "active" &&
+        previous.version !== this.state.version
+      ) {
+        this.logger.info(
+          { version: this.state.version, tables: this.state.config.tables.length },
+          "set configuration changed",
+        );
       }
     }
     return this.state;

@@ -27,7 +27,11 @@ const die = (): never => {
   throw new Error("unreachable");
 };
 
-async function* replay(first: Message[], rest: AsyncIterator<Message>, onMutation: (n: number) => void): AsyncGenerator<Message> {
+async function* replay(
+  first: Message[],
+  rest: AsyncIterator<Message>,
+  onMutation: (n: number) => void,
+): AsyncGenerator<Message> {
   let mutations = 0;
   for (const message of first) {
     if (message.body.kind === "mutation") onMutation(++mutations);
@@ -69,7 +73,11 @@ function crashingSink(inner: KafkaSink, crashAt: CrashPoint): Sink {
 
 const args = JSON.parse(process.env.PGSHOVEL_TEST_CHILD ?? "{}") as ChildArgs;
 const logger = createLogger({ level: "debug", format: "json" });
-const zk = await ZooKeeper.connect({ hosts: args.zkHosts, timeoutMs: 10_000, sessionTimeoutMs: 4000 });
+const zk = await ZooKeeper.connect({
+  hosts: args.zkHosts,
+  timeoutMs: 10_000,
+  sessionTimeoutMs: 4000,
+});
 const sink = new KafkaSink({
   brokers: args.brokers,
   topic: args.topic,

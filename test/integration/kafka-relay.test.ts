@@ -9,12 +9,26 @@ import { repoRoot, stackEnv, uniqueName } from "../support/env.js";
 import { startPrivateKafka } from "../support/private-services.js";
 import { waitFor, withTimeout } from "../support/wait.js";
 import type { CrashPoint } from "./kafka-crash-child.js";
-import { pgbench, type RelayProcess, type SetFixture, setupPgbenchSet, setupSet, startRelay, stopRelay, waitForLog } from "./relay-support.js";
+import {
+  pgbench,
+  type RelayProcess,
+  type SetFixture,
+  setupPgbenchSet,
+  setupSet,
+  startRelay,
+  stopRelay,
+  waitForLog,
+} from "./relay-support.js";
 
 /** Everything a read_committed consumer sees in a topic now. */
-async function readTopic(brokers: string[], topic: string, codec: "json" | "protobuf" = "protobuf"): Promise<Message[]> {
+async function readTopic(
+  brokers: string[],
+  topic: string,
+  codec: "json" | "protobuf" = "protobuf",
+): Promise<Message[]> {
   const messages: Message[] = [];
-  for await (const message of readStream({ brokers, topic, codec, stopAtEnd: true })) messages.push(message);
+  for await (const message of readStream({ brokers, topic, codec, stopAtEnd: true }))
+    messages.push(message);
   return messages;
 }
 
@@ -29,8 +43,10 @@ function exactlyOnce(messages: Message[]): Mutation[] {
   const mutations: Mutation[] = [];
   const batchOfTransaction = new Map<bigint, bigint>();
   for (const message of messages) {
-    if (message.body.kind === "commit") commits.set(message.batch.id, (commits.get(message.batch.id) ?? 0) + 1);
-    if (message.body.kind === "rollback") assert.fail(`batch ${message.batch.id} rolled back in Kafka`);
+    if (message.body.kind === "commit")
+      commits.set(message.batch.id, (commits.get(message.batch.id) ?? 0) + 1);
+    if (message.body.kind === "rollback")
+      assert.fail(`batch ${message.batch.id} rolled back in Kafka`);
     if (message.body.kind === "mutation") {
       mutations.push(message.body.mutation);
       const seen = batchOfTransaction.get(message.body.mutation.transaction);
@@ -71,15 +87,26 @@ const oneTable = async (db: { query(sql: string): Promise<unknown> }) => {
   await db.query("CREATE TABLE t (id int PRIMARY KEY, v text)");
 };
 
-async function insertTransactions(fixture: SetFixture, from: number, transactions: number, rows: number): Promise<void> {
+async function insertTransactions(
+  fixture: SetFixture,
+  from: number,
+  transactions: number,
+  rows: number,
+): Promise<void> {
   for (let i = 0; i < transactions; i++) {
     const start = from + i * rows;
-    await fixture.db.query(`INSERT INTO t SELECT g, 'row ' || g FROM generate_series(${start}, ${start + rows - 1}) g`);
+    await fixture.db.query(
+      `INSERT INTO t SELECT g, 'row ' || g FROM generate_series(${start}, ${start + rows - 1}) g`,
+    );
   }
 }
 
 function kafkaRelay(fixture: SetFixture, topic: string, brokers: string[], extra: string[] = []) {
-  return startRelay(fixture, ["--kafka-brokers", brokers.join(","), "--topic", topic, ...extra], "pgshovel-kafka-relay");
+  return startRelay(
+    fixture,
+    ["--kafka-brokers", brokers.join(","), "--topic", topic, ...extra],
+    "pgshovel-kafka-relay",
+  );
 }
 
 describe("Kafka relay", () => {
@@ -94,7 +121,10 @@ describe("Kafka relay", () => {
       const messages = await waitForTopicMutations(brokers, topic, 1600);
       const mutations = exactlyOnce(messages);
       assert.equal(mutations.length, 1600);
-      assert.equal(mutations.filter((m) => m.table === "pgbench_history" && m.operation === "INSERT").length, 400);
+      assert.equal(
+        mutations.filter((m) => m.table === "pgbench_history" && m.operation === "INSERT").length,
+        400,
+      );
     } finally {
       assert.equal((await stopRelay(relay)).code, 0, relay.stderr());
       await fixture.close();
@@ -103,7 +133,11 @@ describe("Kafka relay", () => {
 
   test("the JSON codec into Kafka decodes too, and the default topic is <cluster>.<set>.mutations", async () => {
     const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
-    const relay = startRelay(fixture, ["--kafka-brokers", brokers.join(","), "--codec", "json"], "pgshovel-kafka-relay");
+    const relay = startRelay(
+      fixture,
+      ["--kafka-brokers", brokers.join(","), "--codec", "json"],
+      "pgshovel-kafka-relay",
+    );
     const topic = `${fixture.cluster}.s.mutations`;
     try {
       await insertTransactions(fixture, 1, 2, 5);
@@ -124,19 +158,32 @@ describe("Kafka relay", () => {
       const topic = uniqueName("kr_crash");
       try {
         await insertTransactions(fixture, 1, 3, 10);
-        const child = spawn(process.execPath, [join(repoRoot, "dist", "test", "integration", "kafka-crash-child.js")], {
-          env: {
-            ...process.env,
-            PGSHOVEL_TEST_CHILD: JSON.stringify({ cluster: fixture.cluster, set: "s", zkHosts: fixture.zkHosts, brokers, topic, crashAt }),
+        const child = spawn(
+          process.execPath,
+          [join(repoRoot, "dist", "test", "integration", "kafka-crash-child.js")],
+          {
+            env: {
+              ...process.env,
+              PGSHOVEL_TEST_CHILD: JSON.stringify({
+                cluster: fixture.cluster,
+                set: "s",
+                zkHosts: fixture.zkHosts,
+                brokers,
+                topic,
+                crashAt,
+              }),
+            },
+            stdio: ["ignore", "ignore", "pipe"],
           },
-          stdio: ["ignore", "ignore", "pipe"],
-        });
+        );
         let stderr = "";
         child.stderr!.on("data", (chunk: Buffer) => {
           stderr += chunk.toString("utf8");
         });
         const exit = await withTimeout(
-          new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, signal) => resolve(signal))),
+          new Promise<NodeJS.Signals | null>((resolve) =>
+            child.on("exit", (_code, signal) => resolve(signal)),
+          ),
           60_000,
           `the child relay to kill itself ${crashAt}`,
         ).catch((error) => {

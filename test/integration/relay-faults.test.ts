@@ -3,12 +3,20 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { zkPaths } from "../../src/config/names.js";
 import { decodeStreamBytes } from "../../src/cli/stream-command.js";
+import { zkPaths } from "../../src/config/names.js";
 import type { Message } from "../../src/stream/types.js";
 import { startPrivatePostgres, startPrivateZooKeeper } from "../support/private-services.js";
 import { waitFor } from "../support/wait.js";
-import { assemble, readStreamFile, setupSet, startRelay, stopRelay, waitForLog, waitForMutations } from "./relay-support.js";
+import {
+  assemble,
+  readStreamFile,
+  setupSet,
+  startRelay,
+  stopRelay,
+  waitForLog,
+  waitForMutations,
+} from "./relay-support.js";
 
 let dir: string;
 before(async () => {
@@ -26,7 +34,9 @@ describe("relay faults", () => {
   test("kill -9 mid-batch: the batch is sent again whole, same id and content, nothing lost", async () => {
     const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
     try {
-      await fixture.db.query("INSERT INTO t SELECT g, repeat('x', 200) || g FROM generate_series(1, 20000) g");
+      await fixture.db.query(
+        "INSERT INTO t SELECT g, repeat('x', 200) || g FROM generate_series(1, 20000) g",
+      );
       // stdout is a pipe the test stops reading: the relay blocks mid-batch.
       const first = startRelay(fixture, ["--fetch-size", "100"], "pgshovel-stream-relay");
       let seen = "";
@@ -38,11 +48,22 @@ describe("relay faults", () => {
         mutationLines += (text.match(/"mutation"/g) ?? []).length;
         if (mutationLines >= 200) first.child.stdout!.pause();
       });
-      await waitFor(() => mutationLines >= 200, { description: `200 mutations on stdout (stderr: ${first.stderr()})` });
+      await waitFor(() => mutationLines >= 200, {
+        description: `200 mutations on stdout (stderr: ${first.stderr()})`,
+      });
       first.child.kill("SIGKILL");
       await first.exited;
-      const partial: Message[] = decodeStreamBytes(Buffer.from(seen.slice(0, seen.lastIndexOf("\n") + 1)), "json");
-      assert.ok(!partial.some((m) => m.body.kind === "commit" && partial.some((p) => p.body.kind === "mutation" && p.batch.id === m.batch.id)));
+      const partial: Message[] = decodeStreamBytes(
+        Buffer.from(seen.slice(0, seen.lastIndexOf("\n") + 1)),
+        "json",
+      );
+      assert.ok(
+        !partial.some(
+          (m) =>
+            m.body.kind === "commit" &&
+            partial.some((p) => p.body.kind === "mutation" && p.batch.id === m.batch.id),
+        ),
+      );
       const partialMutations = partial.filter((m) => m.body.kind === "mutation");
       const batchId = partialMutations[0]!.batch.id;
 
@@ -127,7 +148,14 @@ describe("relay faults", () => {
       const node = await fixture.ctx.zk.get(zkPaths.cluster(fixture.cluster));
       const record = JSON.parse(node!.data.toString("utf8"));
       await fixture.ctx.zk.multi(
-        [{ op: "setData", path: zkPaths.cluster(fixture.cluster), data: Buffer.from(JSON.stringify({ ...record, version: "99.0.0" })), version: node!.stat.version }],
+        [
+          {
+            op: "setData",
+            path: zkPaths.cluster(fixture.cluster),
+            data: Buffer.from(JSON.stringify({ ...record, version: "99.0.0" })),
+            version: node!.stat.version,
+          },
+        ],
         "test",
       );
       const exit = await relay.exited;
@@ -167,4 +195,3 @@ describe("relay faults", () => {
     }
   });
 });
-

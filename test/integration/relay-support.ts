@@ -3,10 +3,10 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { initializeCluster, createSet } from "../../src/cluster/admin.js";
+import { decodeStreamBytes } from "../../src/cli/stream-command.js";
+import { createSet, initializeCluster } from "../../src/cluster/admin.js";
 import type { AdminContext } from "../../src/cluster/context.js";
 import { ZooKeeper } from "../../src/cluster/zookeeper.js";
-import { decodeStreamBytes } from "../../src/cli/stream-command.js";
 import { silentLogger } from "../../src/log.js";
 import { BatchAssembler, type CommittedBatch } from "../../src/stream/consumer.js";
 import type { Message } from "../../src/stream/types.js";
@@ -41,7 +41,10 @@ export async function setupSet(options: {
   const cluster = uniqueName("r").slice(0, 16);
   const ctx: AdminContext = { zk, cluster, logger: silentLogger, zookeeperTimeoutMs: 10_000 };
   await initializeCluster(ctx);
-  await createSet(ctx, "s", { database: { dsn: db.dsn }, tables: options.tables.map((name) => ({ name, schema: "public" })) });
+  await createSet(ctx, "s", {
+    database: { dsn: db.dsn },
+    tables: options.tables.map((name) => ({ name, schema: "public" })),
+  });
   return {
     db,
     cluster,
@@ -57,10 +60,17 @@ export async function setupSet(options: {
 }
 
 /** The tables pgbench makes. */
-export const PGBENCH_TABLES = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"];
+export const PGBENCH_TABLES = [
+  "pgbench_accounts",
+  "pgbench_branches",
+  "pgbench_tellers",
+  "pgbench_history",
+];
 
 /** pgbench's tables (scale 1) with a primary key on pgbench_history, captured by a set. */
-export function setupPgbenchSet(options: { zkHosts?: string; server?: PgServer } = {}): Promise<SetFixture> {
+export function setupPgbenchSet(
+  options: { zkHosts?: string; server?: PgServer } = {},
+): Promise<SetFixture> {
   return setupSet({
     ...options,
     tables: PGBENCH_TABLES,
@@ -89,7 +99,11 @@ export interface RelayProcess {
 }
 
 /** Starts `bin/pgshovel relay SET` for a fixture with extra arguments. */
-export function startRelay(fixture: Pick<SetFixture, "cluster" | "set" | "zkHosts">, args: string[], entry = "pgshovel"): RelayProcess {
+export function startRelay(
+  fixture: Pick<SetFixture, "cluster" | "set" | "zkHosts">,
+  args: string[],
+  entry = "pgshovel",
+): RelayProcess {
   const argv = entry === "pgshovel" ? ["relay", fixture.set, ...args] : [fixture.set, ...args];
   const child = spawn(join(repoRoot, "bin", entry), argv, {
     env: {
@@ -112,7 +126,9 @@ export function startRelay(fixture: Pick<SetFixture, "cluster" | "set" | "zkHost
 }
 
 /** Stops a relay with SIGTERM if it still runs; returns its exit. */
-export async function stopRelay(relay: RelayProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+export async function stopRelay(
+  relay: RelayProcess,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (relay.child.exitCode === null && relay.child.signalCode === null) relay.child.kill("SIGTERM");
   return relay.exited;
 }
@@ -124,7 +140,10 @@ export async function readStreamFile(path: string, codec = "json"): Promise<Mess
 }
 
 /** Validates a stream and assembles its committed batches (throws on a contract breach). */
-export function assemble(messages: Message[]): { batches: CommittedBatch[]; assembler: BatchAssembler } {
+export function assemble(messages: Message[]): {
+  batches: CommittedBatch[];
+  assembler: BatchAssembler;
+} {
   const assembler = new BatchAssembler();
   const batches: CommittedBatch[] = [];
   for (const message of messages) {
@@ -159,6 +178,13 @@ export async function waitForMutations(
 }
 
 /** Waits until the relay's stderr contains `text`. */
-export async function waitForLog(relay: RelayProcess, text: string, timeoutMs = 30_000): Promise<void> {
-  await waitFor(() => relay.stderr().includes(text), { timeoutMs, description: `relay log "${text}"` });
+export async function waitForLog(
+  relay: RelayProcess,
+  text: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  await waitFor(() => relay.stderr().includes(text), {
+    timeoutMs,
+    description: `relay log "${text}"`,
+  });
 }

@@ -39,10 +39,14 @@ describe("relay to a file", () => {
       const client = await fixture.db.connect();
       await client.query("BEGIN");
       await client.query("UPDATE pgbench_branches SET bbalance = 424242");
-      await client.query("INSERT INTO pgbench_history (tid, bid, aid, delta) VALUES (1, 1, 1, 424242)");
+      await client.query(
+        "INSERT INTO pgbench_history (tid, bid, aid, delta) VALUES (1, 1, 1, 424242)",
+      );
       await client.query("ROLLBACK");
       await client.end();
-      const [history] = await fixture.db.query<{ count: string }>("SELECT count(*) FROM pgbench_history");
+      const [history] = await fixture.db.query<{ count: string }>(
+        "SELECT count(*) FROM pgbench_history",
+      );
       assert.equal(Number(history!.count), 500);
       const batches = await waitForMutations(path, 500, isHistoryInsert);
 
@@ -56,18 +60,27 @@ describe("relay to a file", () => {
 
       const messages = await readStreamFile(path);
       const { assembler } = assemble(messages); // validates contiguity and bracketing
-      assert.equal(assembler.stats.duplicates + assembler.stats.rolledBack + assembler.stats.abandoned, 0);
+      assert.equal(
+        assembler.stats.duplicates + assembler.stats.rolledBack + assembler.stats.abandoned,
+        0,
+      );
       const mutations = batches.flatMap((b) => b.mutations);
       assert.equal(mutations.filter(isHistoryInsert).length, 500);
       assert.equal(mutations.length, 2000, "4 mutations per pgbench transaction");
-      assert.ok(!mutations.some((m) => m.new?.bbalance === 424242 || m.new?.delta === 424242), "rolled back work is absent");
+      assert.ok(
+        !mutations.some((m) => m.new?.bbalance === 424242 || m.new?.delta === 424242),
+        "rolled back work is absent",
+      );
 
       // Each transaction lies in exactly one batch; batches follow each other tick by tick.
       const batchOfTransaction = new Map<bigint, bigint>();
       for (const batch of batches) {
         for (const m of batch.mutations) {
           const seen = batchOfTransaction.get(m.transaction);
-          assert.ok(seen === undefined || seen === batch.id, `transaction ${m.transaction} spans batches ${seen} and ${batch.id}`);
+          assert.ok(
+            seen === undefined || seen === batch.id,
+            `transaction ${m.transaction} spans batches ${seen} and ${batch.id}`,
+          );
           batchOfTransaction.set(m.transaction, batch.id);
         }
       }
@@ -77,19 +90,25 @@ describe("relay to a file", () => {
       }
       // Event ids ascend within the stream, and each history row arrives once.
       const ids = mutations.map((m) => m.id);
-      assert.deepEqual(ids, [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+      assert.deepEqual(
+        ids,
+        [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+      );
       const historyIds = new Set(mutations.filter(isHistoryInsert).map((m) => m.new!.id));
       assert.equal(historyIds.size, 500);
 
       // Replaying the stream's account updates gives the database's balances.
       const balances = new Map<string, number>();
-      for (const m of mutations) if (m.table === "pgbench_accounts") balances.set(String(m.new!.aid), Number(m.new!.abalance));
+      for (const m of mutations)
+        if (m.table === "pgbench_accounts")
+          balances.set(String(m.new!.aid), Number(m.new!.abalance));
       const rows = await fixture.db.query<{ aid: number; abalance: number }>(
         "SELECT aid, abalance FROM pgbench_accounts WHERE aid = ANY($1::int[])",
         [[...balances.keys()].map(Number)],
       );
       assert.equal(rows.length, balances.size);
-      for (const row of rows) assert.equal(balances.get(String(row.aid)), row.abalance, `account ${row.aid}`);
+      for (const row of rows)
+        assert.equal(balances.get(String(row.aid)), row.abalance, `account ${row.aid}`);
     } finally {
       await stopRelay(relay);
       await fixture.close();
@@ -117,7 +136,12 @@ describe("relay to a file", () => {
         { description: "two inserts in the protobuf stream" },
       );
       const [big, small] = batches.flatMap((b) => b.mutations);
-      assert.deepEqual(big!.new, { id: "9223372036854775807", n: "1234567890123456789012345678901234567890.5", doc: "null", b: "\\x00ff" });
+      assert.deepEqual(big!.new, {
+        id: "9223372036854775807",
+        n: "1234567890123456789012345678901234567890.5",
+        doc: "null",
+        b: "\\x00ff",
+      });
       assert.deepEqual(small!.new, { id: "1", n: null, doc: null, b: null });
     } finally {
       assert.equal((await stopRelay(relay)).code, 0);
@@ -168,7 +192,10 @@ describe("relay to a file", () => {
       tables: ["a"],
     });
     try {
-      const relay = startRelay({ ...fixture, set: "nosuchset" }, ["--sink", `file:${join(dir, "none.jsonl")}`]);
+      const relay = startRelay({ ...fixture, set: "nosuchset" }, [
+        "--sink",
+        `file:${join(dir, "none.jsonl")}`,
+      ]);
       const exit = await relay.exited;
       assert.equal(exit.code, 1);
       assert.match(relay.stderr(), /set "nosuchset" does not exist/);
@@ -193,7 +220,9 @@ describe("relay to stdout", () => {
     });
     try {
       await fixture.db.query("INSERT INTO a VALUES (1, 'héllo 👋')");
-      await waitFor(() => stdout.includes('"commit"') && stdout.includes("👋"), { description: "the insert on stdout" });
+      await waitFor(() => stdout.includes('"commit"') && stdout.includes("👋"), {
+        description: "the insert on stdout",
+      });
       const lines = stdout.trim().split("\n");
       for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), line);
       assert.ok(lines.some((l) => JSON.parse(l).mutation?.new?.v === "héllo 👋"));
@@ -207,4 +236,3 @@ describe("relay to stdout", () => {
     }
   });
 });
-

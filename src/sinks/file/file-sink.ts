@@ -1,5 +1,5 @@
-import { type FileHandle, open } from "node:fs/promises";
 import { once } from "node:events";
+import { type FileHandle, open } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { PgshovelError } from "../../errors.js";
 import type { Codec } from "../../stream/codec.js";
@@ -66,7 +66,11 @@ export class FileSink extends ByteStreamSink {
       this.handle = await open(this.path, "a+");
       if (this.codec.name === "json") await this.repairTornTail(this.handle);
     } catch (error) {
-      throw new PgshovelError("SINK_ERROR", `cannot open ${this.path} for appending: ${(error as Error).message}`, { cause: error });
+      throw new PgshovelError(
+        "SINK_ERROR",
+        `cannot open ${this.path} for appending: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
   }
 
@@ -89,7 +93,11 @@ export class FileSink extends ByteStreamSink {
     try {
       await this.handle!.write(chunk);
     } catch (error) {
-      throw new PgshovelError("SINK_ERROR", `writing to ${this.path}: ${(error as Error).message}`, { cause: error, retryable: true });
+      throw new PgshovelError(
+        "SINK_ERROR",
+        `writing to ${this.path}: ${(error as Error).message}`,
+        { cause: error, retryable: true },
+      );
     }
   }
 
@@ -97,7 +105,10 @@ export class FileSink extends ByteStreamSink {
     try {
       await this.handle!.datasync();
     } catch (error) {
-      throw new PgshovelError("SINK_ERROR", `syncing ${this.path}: ${(error as Error).message}`, { cause: error, retryable: true });
+      throw new PgshovelError("SINK_ERROR", `syncing ${this.path}: ${(error as Error).message}`, {
+        cause: error,
+        retryable: true,
+      });
     }
   }
 
@@ -128,21 +139,35 @@ export class StreamSink extends ByteStreamSink {
 
   protected async write(chunk: Buffer): Promise<void> {
     if (this.failure || this.stream.destroyed || this.stream.writableEnded) {
-      throw new PgshovelError("SINK_ERROR", `${this.description} is closed${this.failure ? `: ${this.failure.message}` : ""}`, {
-        cause: this.failure,
-      });
+      throw new PgshovelError(
+        "SINK_ERROR",
+        `${this.description} is closed${this.failure ? `: ${this.failure.message}` : ""}`,
+        {
+          cause: this.failure,
+        },
+      );
     }
     try {
       // once() rejects when the stream errors while we wait.
       if (!this.stream.write(chunk)) await once(this.stream, "drain");
     } catch (error) {
-      throw new PgshovelError("SINK_ERROR", `writing to ${this.description}: ${(error as Error).message}`, { cause: error });
+      throw new PgshovelError(
+        "SINK_ERROR",
+        `writing to ${this.description}: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
   }
 
   protected async sync(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      this.stream.write("", (error) => (error ? reject(new PgshovelError("SINK_ERROR", `writing to ${this.description}: ${error.message}`)) : resolve()));
+      this.stream.write("", (error) =>
+        error
+          ? reject(
+              new PgshovelError("SINK_ERROR", `writing to ${this.description}: ${error.message}`),
+            )
+          : resolve(),
+      );
     });
   }
 
