@@ -113,6 +113,13 @@ export class Relay {
     );
     try {
       const first = await this.follower.confirmed(signal, this.options.maxZooKeeperPauseMs);
+      if (first.kind === "dropped" && first.what === "cluster") {
+        throw new PgshovelError(
+          "NOT_FOUND",
+          `cluster ${JSON.stringify(this.options.cluster)} is not initialized`,
+          { hint: "check --cluster and --zookeeper-hosts, or run `pgshovel cluster initialize`" },
+        );
+      }
       if (first.kind === "dropped") {
         throw new PgshovelError(
           "NOT_FOUND",

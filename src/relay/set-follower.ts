@@ -10,7 +10,7 @@ import { SOFTWARE_VERSION } from "../version.js";
 /** What the relay may do under the configuration it last confirmed. */
 export type SetState =
   | { kind: "active"; config: StoredSetConfig; version: number }
-  | { kind: "dropped" }
+  | { kind: "dropped"; what: "set" | "cluster" }
   | { kind: "version-mismatch"; clusterVersion: string };
 
 /**
@@ -67,14 +67,14 @@ export class SetFollower {
 
   private async reload(): Promise<SetState> {
     const clusterNode = await this.zk.get(zkPaths.cluster(this.cluster), this.onWatch);
-    if (!clusterNode) return { kind: "dropped" };
+    if (!clusterNode) return { kind: "dropped", what: "cluster" };
     const record = JSON.parse(clusterNode.data.toString("utf8")) as ClusterRecord;
     if (record.version !== SOFTWARE_VERSION)
       return { kind: "version-mismatch", clusterVersion: record.version };
     const setNode = await this.zk.get(zkPaths.set(this.cluster, this.set), this.onWatch);
     if (!setNode) {
       // Watch for re-creation is not needed: a dropped set ends the relay.
-      return { kind: "dropped" };
+      return { kind: "dropped", what: "set" };
     }
     return {
       kind: "active",
