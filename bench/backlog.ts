@@ -3,8 +3,8 @@
  * relay figures are compared with.
  */
 import pg from "pg";
-import { nowMs } from "./stats.js";
 import { tickNow } from "./stack.js";
+import { nowMs } from "./stats.js";
 
 /** The captured table of the throughput and memory figures (the row of docs/capture.md). */
 export const ROWS_TABLE = "bench_rows";

@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { dbNames, ident } from "../src/config/names.js";
 import type { TestDatabase } from "../test/support/postgres.js";
-import { fmt, type FigureResult, target } from "./report.js";
+import { type FigureResult, fmt, target } from "./report.js";
 import { createBenchSet } from "./stack.js";
 import { median, round } from "./stats.js";
 
@@ -107,8 +107,18 @@ export async function runCapture(options: CaptureOptions): Promise<FigureResult>
       id: "capture",
       title: "capture overhead",
       measuredAt: new Date().toISOString(),
-      parameters: { ...options, log: undefined, scale: 1, builtin: "tpcb-like", vacuum: "-v before each run" },
-      values: { tpsNoTriggers: round(none, 1), tpsPgshovel: round(ours, 1), tpsJsontriga: round(jsontriga, 1) },
+      parameters: {
+        ...options,
+        log: undefined,
+        scale: 1,
+        builtin: "tpcb-like",
+        vacuum: "-v before each run",
+      },
+      values: {
+        tpsNoTriggers: round(none, 1),
+        tpsPgshovel: round(ours, 1),
+        tpsJsontriga: round(jsontriga, 1),
+      },
       ratios: { pgshovel: round(ratio, 3), jsontriga: round(jsontrigaRatio, 3) },
       runs,
       targets: checks,

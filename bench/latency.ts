@@ -12,8 +12,15 @@ import pg from "pg";
 import { readStream } from "../src/consumer/kafka.js";
 import type { Message } from "../src/stream/types.js";
 import { deleteTopic } from "../test/support/kafka.js";
-import { fmt, type FigureResult, type TableRow, target, type TargetCheck } from "./report.js";
-import { type BenchSet, createBenchSet, kafkaBrokers, spawnRelay, uniqueName, waitForRelayLog } from "./stack.js";
+import { type FigureResult, fmt, type TableRow, type TargetCheck, target } from "./report.js";
+import {
+  type BenchSet,
+  createBenchSet,
+  kafkaBrokers,
+  spawnRelay,
+  uniqueName,
+  waitForRelayLog,
+} from "./stack.js";
 import { nowMs, percentile, round } from "./stats.js";
 
 /** Options of the latency figure. */
@@ -163,14 +170,24 @@ interface SinkLatency {
   maxBehindMs: number;
 }
 
-async function measure(fixture: BenchSet, sink: "file" | "kafka", first: number, options: LatencyOptions): Promise<SinkLatency> {
+async function measure(
+  fixture: BenchSet,
+  sink: "file" | "kafka",
+  first: number,
+  options: LatencyOptions,
+): Promise<SinkLatency> {
   const path = join(tmpdir(), `${uniqueName("bench_latency")}.jsonl`);
   const topic = `${fixture.cluster}.s.latency`;
   const args =
     sink === "file"
       ? ["--sink", `file:${path}`]
       : ["--sink", "kafka", "--kafka-brokers", kafkaBrokers().join(","), "--topic", topic];
-  const relay = spawnRelay({ set: fixture, consumer: `lat_${sink}`, args, profileDir: options.profileDir });
+  const relay = spawnRelay({
+    set: fixture,
+    consumer: `lat_${sink}`,
+    args,
+    profileDir: options.profileDir,
+  });
   let watcher: Watcher | undefined;
   try {
     await waitForRelayLog(relay, "reading the set's queue");
@@ -180,7 +197,9 @@ async function measure(fixture: BenchSet, sink: "file" | "kafka", first: number,
     const deadline = Date.now() + 30_000;
     while (watcher.visible.size < count) {
       if (Date.now() > deadline) {
-        throw new Error(`${sink}: ${watcher.visible.size} of ${count} rows became visible: ${relay.stderr().slice(-2000)}`);
+        throw new Error(
+          `${sink}: ${watcher.visible.size} of ${count} rows became visible: ${relay.stderr().slice(-2000)}`,
+        );
       }
       await delay(50);
     }
@@ -214,7 +233,9 @@ export async function runLatency(options: LatencyOptions): Promise<FigureResult>
     prefix: "bench_latency",
     tables: ["lat"],
     prepare: async (db) => {
-      await db.query("CREATE TABLE lat (id int8 PRIMARY KEY, sent timestamptz NOT NULL DEFAULT clock_timestamp())");
+      await db.query(
+        "CREATE TABLE lat (id int8 PRIMARY KEY, sent timestamptz NOT NULL DEFAULT clock_timestamp())",
+      );
     },
   });
   try {
@@ -224,7 +245,9 @@ export async function runLatency(options: LatencyOptions): Promise<FigureResult>
     for (const [index, sink] of options.sinks.entries()) {
       const result = await measure(fixture, sink, index * 10_000_000 + 1, options);
       results[sink] = result;
-      options.log(`latency ${sink}: p50 ${result.p50} ms, p99 ${result.p99} ms at ${fmt(result.achievedRate)} tx/s`);
+      options.log(
+        `latency ${sink}: p50 ${result.p50} ms, p99 ${result.p99} ms at ${fmt(result.achievedRate)} tx/s`,
+      );
       const p50 = target(`${sink} p50 ms`, result.p50, "<=", 100);
       const p99 = target(`${sink} p99 ms`, result.p99, "<=", 300);
       checks.push(p50, p99);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { deleteTopic } from "../test/support/kafka.js";
 import { fillBacklog, ROWS_DDL, ROWS_TABLE } from "./backlog.js";
-import { fmt, type FigureResult, type TableRow, target, type TargetCheck } from "./report.js";
+import { type FigureResult, fmt, type TableRow, type TargetCheck, target } from "./report.js";
 import {
   type BenchSet,
   createBenchSet,
@@ -36,7 +36,12 @@ interface SinkMemory {
   eventsPerSecond: number;
 }
 
-async function measure(fixture: BenchSet, sink: "file" | "kafka", first: number, options: MemoryOptions): Promise<SinkMemory> {
+async function measure(
+  fixture: BenchSet,
+  sink: "file" | "kafka",
+  first: number,
+  options: MemoryOptions,
+): Promise<SinkMemory> {
   const path = join(tmpdir(), `${uniqueName("bench_memory")}.jsonl`);
   const topic = `${fixture.cluster}.s.memory`;
   const consumer = `mem_${sink}`;
@@ -56,7 +61,9 @@ async function measure(fixture: BenchSet, sink: "file" | "kafka", first: number,
     }
     // One transaction: one batch.
     const fill = await fillBacklog(control, fixture.queue, first, options.events, options.events);
-    options.log(`memory ${sink}: ${fmt(options.events)} events in one transaction (${fill.seconds.toFixed(1)} s)`);
+    options.log(
+      `memory ${sink}: ${fmt(options.events)} events in one transaction (${fill.seconds.toFixed(1)} s)`,
+    );
     const started = nowMs();
     const done = await waitConsumerPast(control, fixture.queue, consumer, fill.tick, {
       timeoutMs: 120_000 + options.events / 10,

@@ -48,7 +48,12 @@ async function main(): Promise<void> {
     const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
     const name = `${functionName || "(anonymous)"} ${origin(url)}${url ? `:${lineNumber + 1}` : ""}`;
     byFunction.set(name, (byFunction.get(name) ?? 0) + time);
-    const where = functionName === "(idle)" ? "(idle)" : functionName === "(garbage collector)" ? "(garbage collector)" : origin(url);
+    const where =
+      functionName === "(idle)"
+        ? "(idle)"
+        : functionName === "(garbage collector)"
+          ? "(garbage collector)"
+          : origin(url);
     byOrigin.set(where, (byOrigin.get(where) ?? 0) + time);
   }
   const pct = (t: number) => `${((100 * t) / total).toFixed(1).padStart(5)} %`;

@@ -21,9 +21,18 @@ export interface TargetCheck {
 }
 
 /** Checks `value comparison threshold`. */
-export function target(name: string, value: number, comparison: TargetCheck["comparison"], threshold: number): TargetCheck {
+export function target(
+  name: string,
+  value: number,
+  comparison: TargetCheck["comparison"],
+  threshold: number,
+): TargetCheck {
   const met =
-    comparison === ">=" ? value >= threshold : comparison === "<=" ? value <= threshold : value < threshold;
+    comparison === ">="
+      ? value >= threshold
+      : comparison === "<="
+        ? value <= threshold
+        : value < threshold;
   return { name, value, comparison, threshold, met };
 }
 
@@ -88,7 +97,12 @@ export async function writeResults(
     if (now) merged[id] = now;
     else if (before) merged[id] = { ...before, machine: before.machine ?? previous!.machine };
   }
-  const results: ResultsFile = { date: new Date().toISOString(), machine, command, figures: merged };
+  const results: ResultsFile = {
+    date: new Date().toISOString(),
+    machine,
+    command,
+    figures: merged,
+  };
   await writeFile(path, `${JSON.stringify(results, null, 2)}\n`);
   return results;
 }
@@ -150,5 +164,8 @@ export async function updateDocs(path: string, results: ResultsFile): Promise<vo
 
 /** Formats a number with thousands separators. */
 export function fmt(value: number, digits = 0): string {
-  return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  return value.toLocaleString("en-US", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
 }

@@ -15,7 +15,14 @@ import { runCapture } from "./capture.js";
 import { runLatency } from "./latency.js";
 import { describeMachine } from "./machine.js";
 import { runMemory } from "./memory.js";
-import { FIGURE_IDS, type FigureId, type FigureResult, renderTable, updateDocs, writeResults } from "./report.js";
+import {
+  FIGURE_IDS,
+  type FigureId,
+  type FigureResult,
+  renderTable,
+  updateDocs,
+  writeResults,
+} from "./report.js";
 import { runThroughput } from "./throughput.js";
 
 const USAGE = `usage: node dist/bench/run.js [options]
@@ -29,7 +36,8 @@ const USAGE = `usage: node dist/bench/run.js [options]
 function positiveInt(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer, not ${JSON.stringify(text)}`);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new Error(`--${name} must be a positive integer, not ${JSON.stringify(text)}`);
   return value;
 }
 
@@ -51,7 +59,8 @@ function parse() {
   }
   const only = (values.only ?? []).flatMap((o) => o.split(","));
   for (const id of only) {
-    if (!(FIGURE_IDS as readonly string[]).includes(id)) throw new Error(`--only ${id}: not a figure (${FIGURE_IDS.join(", ")})`);
+    if (!(FIGURE_IDS as readonly string[]).includes(id))
+      throw new Error(`--only ${id}: not a figure (${FIGURE_IDS.join(", ")})`);
   }
   const quick = values.quick;
   return {
@@ -65,17 +74,25 @@ function parse() {
 
 async function main(): Promise<void> {
   const options = parse();
-  const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+  const log = (line: string) =>
+    process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
   if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
   const machine = await describeMachine(adminDsn());
-  log(`${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, PostgreSQL ${machine.postgres}`);
+  log(
+    `${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, PostgreSQL ${machine.postgres}`,
+  );
   const started = Date.now();
   const results: FigureResult[] = [];
   const { figures, quick } = options;
 
   if (figures.has("capture")) {
     results.push(
-      await runCapture({ seconds: quick ? 2 : 10, clients: 2, rounds: options.runs ?? (quick ? 1 : 3), log }),
+      await runCapture({
+        seconds: quick ? 2 : 10,
+        clients: 2,
+        rounds: options.runs ?? (quick ? 1 : 3),
+        log,
+      }),
     );
   }
   const sinks = (["file", "kafka"] as const).filter((s) => figures.has(s));
@@ -104,21 +121,36 @@ async function main(): Promise<void> {
   }
   if (figures.has("memory")) {
     results.push(
-      await runMemory({ events: quick ? 20_000 : 1_000_000, sinks: ["file", "kafka"], profileDir: options.profileDir, log }),
+      await runMemory({
+        events: quick ? 20_000 : 1_000_000,
+        sinks: ["file", "kafka"],
+        profileDir: options.profileDir,
+        log,
+      }),
     );
   }
   const command = `node dist/bench/run.js ${process.argv.slice(2).join(" ")}`.trim();
-  const out = quick ? join(tmpdir(), "pgshovel-bench-quick.json") : join(repoRoot, "bench", "results", "latest.json");
+  const out = quick
+    ? join(tmpdir(), "pgshovel-bench-quick.json")
+    : join(repoRoot, "bench", "results", "latest.json");
   const written = await writeResults(out, machine, command, results);
   if (!quick) await updateDocs(join(repoRoot, "docs", "benchmarks.md"), written);
-  log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s; results in ${out}${quick ? "" : " and docs/benchmarks.md"}`);
+  log(
+    `done in ${((Date.now() - started) / 1000).toFixed(0)} s; results in ${out}${quick ? "" : " and docs/benchmarks.md"}`,
+  );
   const current = { ...written, figures: Object.fromEntries(results.map((r) => [r.id, r])) };
   console.log(renderTable(current));
-  const missed = results.flatMap((r) => r.targets.filter((t) => !t.met).map((t) => `${r.id}: ${t.name} ${t.value} (target ${t.comparison} ${t.threshold})`));
+  const missed = results.flatMap((r) =>
+    r.targets
+      .filter((t) => !t.met)
+      .map((t) => `${r.id}: ${t.name} ${t.value} (target ${t.comparison} ${t.threshold})`),
+  );
   if (missed.length > 0) log(`targets missed:\n  ${missed.join("\n  ")}`);
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(1);
 });

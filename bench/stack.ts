@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import pg from "pg";
+import type pg from "pg";
 import { createSet, initializeCluster } from "../src/cluster/admin.js";
 import type { AdminContext } from "../src/cluster/context.js";
 import { ZooKeeper } from "../src/cluster/zookeeper.js";
@@ -128,7 +128,9 @@ export async function waitForRelayLog(
       throw new Error(`the relay exited before logging "${text}": ${relay.stderr().slice(-2000)}`);
     }
     if (Date.now() > deadline) {
-      throw new Error(`the relay did not log "${text}" in ${timeoutMs} ms: ${relay.stderr().slice(-2000)}`);
+      throw new Error(
+        `the relay did not log "${text}" in ${timeoutMs} ms: ${relay.stderr().slice(-2000)}`,
+      );
     }
     await delay(20);
   }
@@ -153,8 +155,16 @@ export async function processMemory(pid: number): Promise<ProcessMemory> {
   return { rssMB: field("VmRSS"), peakMB: field("VmHWM") };
 }
 
-/** Asks PgQ for a tick of `queue` now; returns the queue's latest tick id. */
+/**
+ * Makes a tick of `queue` that follows everything committed so far; returns
+ * its id. A plain `pgq.ticker` is not enough: the relay's self-ticking (and
+ * pgqd) tick while a big transaction is still writing, because its events
+ * already advanced the queue's event sequence; after its commit `pgq.ticker`
+ * then sees no new events and makes no tick. `pgq.force_tick` bumps the
+ * sequence, so the next tick — ours or anyone's — comes after this call.
+ */
 export async function tickNow(client: pg.Client, queue: string): Promise<bigint> {
+  await client.query("SELECT pgq.force_tick($1)", [queue]);
   await client.query("SELECT pgq.ticker($1)", [queue]);
   const result = await client.query<{ tick: string }>(
     `SELECT max(t.tick_id)::text AS tick FROM pgq.tick t JOIN pgq.queue q ON q.queue_id = t.tick_queue

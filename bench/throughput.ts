@@ -7,13 +7,26 @@ import { createReadStream } from "node:fs";
 import { open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
-import { PartitionReader } from "../src/consumer/partition-reader.js";
+import type pg from "pg";
 import { readStream } from "../src/consumer/kafka.js";
+import { PartitionReader } from "../src/consumer/partition-reader.js";
 import { deleteTopic } from "../test/support/kafka.js";
-import { fillBacklog, readBacklogWithSql, registerConsumers, ROWS_DDL, ROWS_TABLE } from "./backlog.js";
-import { fmt, type FigureResult, target } from "./report.js";
-import { type BenchSet, createBenchSet, kafkaBrokers, spawnRelay, uniqueName, waitConsumerPast } from "./stack.js";
+import {
+  fillBacklog,
+  ROWS_DDL,
+  ROWS_TABLE,
+  readBacklogWithSql,
+  registerConsumers,
+} from "./backlog.js";
+import { type FigureResult, fmt, target } from "./report.js";
+import {
+  type BenchSet,
+  createBenchSet,
+  kafkaBrokers,
+  spawnRelay,
+  uniqueName,
+  waitConsumerPast,
+} from "./stack.js";
 import { median, round } from "./stats.js";
 
 /** The relay's default --fetch-size; the SQL baseline fetches the same. */
@@ -63,7 +76,12 @@ async function countFileMutations(path: string): Promise<number> {
 
 /** The time (ms) in the header of the topic's first committed message. */
 async function firstKafkaTimestamp(topic: string): Promise<number> {
-  for await (const message of readStream({ brokers: kafkaBrokers(), topic, codec: "protobuf", stopAtEnd: true })) {
+  for await (const message of readStream({
+    brokers: kafkaBrokers(),
+    topic,
+    codec: "protobuf",
+    stopAtEnd: true,
+  })) {
     return Date.parse(message.header.timestamp);
   }
   throw new Error(`topic ${topic} is empty`);
@@ -101,19 +119,23 @@ async function drainWithRelay(
       timeoutMs: 120_000 + events / 10,
       relay,
     });
-    const first = sink === "file" ? await firstFileTimestamp(path) : await firstKafkaTimestamp(topic);
+    const first =
+      sink === "file" ? await firstFileTimestamp(path) : await firstKafkaTimestamp(topic);
     const seconds = (done - first) / 1000;
     if (sink === "file") {
       const written = await countFileMutations(path);
-      if (written !== events) throw new Error(`the file holds ${written} mutations, expected ${events}`);
+      if (written !== events)
+        throw new Error(`the file holds ${written} mutations, expected ${events}`);
     } else {
       const stable = await kafkaStableOffset(topic);
-      if (stable < BigInt(events)) throw new Error(`topic ${topic} holds ${stable} offsets, expected ≥ ${events}`);
+      if (stable < BigInt(events))
+        throw new Error(`topic ${topic} holds ${stable} offsets, expected ≥ ${events}`);
     }
     return { events, seconds, rate: events / seconds };
   } finally {
     await relay.stop();
-    if (options.profileDir) options.log(`relay ${sink} pid ${relay.pid}: CPU profile in ${options.profileDir}`);
+    if (options.profileDir)
+      options.log(`relay ${sink} pid ${relay.pid}: CPU profile in ${options.profileDir}`);
     await rm(path, { force: true });
     if (sink === "kafka") await deleteTopic(topic).catch(() => {});
   }
@@ -134,21 +156,47 @@ export async function runThroughput(options: ThroughputOptions): Promise<FigureR
     const drains: Record<Reader, Drain[]> = { sql: [], file: [], kafka: [] };
     const runs: Record<string, unknown>[] = [];
     for (let r = 0; r < options.rounds; r++) {
-      await registerConsumers(control, fixture.queue, readers.map((reader) => `bench_${reader}`));
-      const fill = await fillBacklog(control, fixture.queue, r * options.events + 1, options.events);
-      options.log(`throughput round ${r + 1}/${options.rounds}: ${fmt(options.events)} events captured in ${fill.seconds.toFixed(1)} s`);
+      await registerConsumers(
+        control,
+        fixture.queue,
+        readers.map((reader) => `bench_${reader}`),
+      );
+      const fill = await fillBacklog(
+        control,
+        fixture.queue,
+        r * options.events + 1,
+        options.events,
+      );
+      options.log(
+        `throughput round ${r + 1}/${options.rounds}: ${fmt(options.events)} events captured in ${fill.seconds.toFixed(1)} s`,
+      );
       // Rotate who reads first: the first reader may find colder caches.
       const order = readers.map((_, i) => readers[(i + r) % readers.length]!);
       const run: Record<string, unknown> = { round: r, fillSeconds: round(fill.seconds, 2), order };
       for (const reader of order) {
         let drain: Drain;
         if (reader === "sql") {
-          const read = await readBacklogWithSql(fixture.db.dsn, fixture.queue, "bench_sql", fill.tick, FETCH_SIZE);
-          if (read.events !== options.events) throw new Error(`SQL read ${read.events} events, expected ${options.events}`);
+          const read = await readBacklogWithSql(
+            fixture.db.dsn,
+            fixture.queue,
+            "bench_sql",
+            fill.tick,
+            FETCH_SIZE,
+          );
+          if (read.events !== options.events)
+            throw new Error(`SQL read ${read.events} events, expected ${options.events}`);
           drain = { events: read.events, seconds: read.seconds, rate: read.events / read.seconds };
           run.batches = read.batches;
         } else {
-          drain = await drainWithRelay(fixture, control, reader, fill.tick, options.events, r, options);
+          drain = await drainWithRelay(
+            fixture,
+            control,
+            reader,
+            fill.tick,
+            options.events,
+            r,
+            options,
+          );
         }
         drains[reader].push(drain);
         run[reader] = { seconds: round(drain.seconds, 3), eventsPerSecond: Math.round(drain.rate) };
@@ -179,7 +227,10 @@ function figure(
   const ratio = median(drains[sink].map((d, i) => d.rate / drains.sql[i]!.rate));
   const checks =
     sink === "file"
-      ? [target("events/s", Math.round(rate), ">=", 100_000), target("ratio to the SQL read", round(ratio, 3), ">=", 0.5)]
+      ? [
+          target("events/s", Math.round(rate), ">=", 100_000),
+          target("ratio to the SQL read", round(ratio, 3), ">=", 0.5),
+        ]
       : [target("events/s", Math.round(rate), ">=", 50_000)];
   const how = `${fmt(options.events)} events, median of ${options.rounds}`;
   return {
@@ -193,11 +244,17 @@ function figure(
       relay: "spawned bin/pgshovel relay",
       codec: sink === "file" ? "json" : "protobuf",
       compression: sink === "kafka" ? "zstd" : undefined,
-      measuredFrom: "first message's header timestamp to the PgQ batch finished (polled every 20 ms)",
+      measuredFrom:
+        "first message's header timestamp to the PgQ batch finished (polled every 20 ms)",
     },
     values: { eventsPerSecond: Math.round(rate), sqlEventsPerSecond: Math.round(sqlRate) },
     ratios: { toSqlRead: round(ratio, 3) },
-    runs: runs.map((run) => ({ round: run.round, sql: run.sql, [sink]: run[sink], ratio: run[`${sink}Ratio`] })),
+    runs: runs.map((run) => ({
+      round: run.round,
+      sql: run.sql,
+      [sink]: run[sink],
+      ratio: run[`${sink}Ratio`],
+    })),
     targets: checks,
     rows: [
       {

@@ -62,21 +62,23 @@ export function captureSql(spec: CaptureSpec): string[] {
     literal(JSON.stringify(table.primary_keys)),
   ].join(", ");
   const cols = table.columnTypes;
-  const changed = (record: "OLD" | "NEW") =>
-    `ROW(${cols.map((c) => `${record}.${ident(c.name)}::pg_catalog.text`).join(", ")})`;
+  // Binary image equality (record *=): no casts, every type, and a change of
+  // representation (1.0 → 1.00, -0 → 0) still counts as a change.
+  const image = (record: "OLD" | "NEW") =>
+    `(ROW(${cols.map((c) => `${record}.${ident(c.name)}`).join(", ")}))::pg_catalog.record`;
   const body = `
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM pgq.insert_event(${queue}, 'INSERT', pg_catalog.json_build_object('new', ${rowExpression("NEW", cols)})::pg_catalog.text, ${extras});
+    PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'INSERT', pg_catalog.json_build_object('new', ${rowExpression("NEW", cols)})::pg_catalog.text, ${extras});
   ELSIF TG_OP = 'UPDATE' THEN
-    IF ${changed("OLD")} IS NOT DISTINCT FROM ${changed("NEW")} THEN
+    IF ${image("OLD")} OPERATOR(pg_catalog.*=) ${image("NEW")} THEN
       RETURN NULL;
     END IF;
-    PERFORM pgq.insert_event(${queue}, 'UPDATE', pg_catalog.json_build_object('old', ${rowExpression("OLD", cols)}, 'new', ${rowExpression("NEW", cols)})::pg_catalog.text, ${extras});
+    PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'UPDATE', pg_catalog.json_build_object('old', ${rowExpression("OLD", cols)}, 'new', ${rowExpression("NEW", cols)})::pg_catalog.text, ${extras});
   ELSIF TG_OP = 'DELETE' THEN
-    PERFORM pgq.insert_event(${queue}, 'DELETE', pg_catalog.json_build_object('old', ${rowExpression("OLD", cols)})::pg_catalog.text, ${extras});
+    PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'DELETE', pg_catalog.json_build_object('old', ${rowExpression("OLD", cols)})::pg_catalog.text, ${extras});
   ELSE
-    PERFORM pgq.insert_event(${queue}, 'TRUNCATE', '{}', ${extras});
+    PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'TRUNCATE', '{}', ${extras});
   END IF;
   RETURN NULL;
 END`;

@@ -100,7 +100,7 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
   const logger = loggerFor(options);
   const codec = codecByName(flags.codec ?? (flags.sink.kind === "kafka" ? "protobuf" : "json"));
   const consumer = flags.consumerId;
-  const sink = createSink(flags.sink, {
+  const sink = await createSink(flags.sink, {
     codec,
     logger,
     kafka:

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { Logger } from "../log.js";
 import { FileSink, StreamSink } from "../sinks/file/file-sink.js";
-import { COMPRESSIONS, DEFAULT_COMPRESSION, KafkaSink } from "../sinks/kafka/index.js";
+import { COMPRESSIONS, DEFAULT_COMPRESSION } from "../sinks/kafka/compression.js";
 import type { Sink } from "../sinks/sink.js";
 import type { Codec } from "../stream/codec.js";
 import { option, parsePositiveInt } from "./options.js";
@@ -85,10 +85,10 @@ export function kafkaOptionsFrom(
 }
 
 /** Builds the chosen sink. The only place that knows every sink implementation. */
-export function createSink(
+export async function createSink(
   spec: SinkSpec,
   context: { codec: Codec; logger: Logger; kafka: KafkaSettings | undefined },
-): Sink {
+): Promise<Sink> {
   switch (spec.kind) {
     case "stdout":
       return new StreamSink(process.stdout, context.codec);
@@ -96,6 +96,8 @@ export function createSink(
       return new FileSink(spec.path, context.codec);
     case "kafka": {
       const kafka = context.kafka!;
+      // Loaded only here: the Kafka client costs a file or stdout relay ~70 MB of RSS.
+      const { KafkaSink } = await import("../sinks/kafka/kafka-sink.js");
       return new KafkaSink({
         brokers: kafka.brokers,
         topic: kafka.topic,

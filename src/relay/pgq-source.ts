@@ -63,6 +63,10 @@ export function parseSnapshot(text: string): Snapshot {
 }
 
 const CURSOR = "pgshovel_batch";
+/** Aim for about this many bytes of event data per FETCH. */
+const FETCH_BYTES = 8 << 20;
+const MIN_FETCH = 16;
+const FIRST_FETCH = 256;
 
 /** A set's PgQ queue as seen by one consumer: next batch, its events, finish. */
 export class PgqSource {
@@ -204,36 +208,51 @@ export class PgqSource {
     try {
       const columns = `ev_id::text AS id, ev_time AS time, ev_txid::text AS txid, ev_type AS type, ev_data AS data,
                        ev_extra1 AS schema, ev_extra2 AS "table", ev_extra3 AS "configVersion", ev_extra4 AS identity`;
+      // get_batch_cursor returns up to quick_limit rows at once; fewer means the batch is
+      // complete. Later FETCHes take `fetchSize` rows, fewer when rows are wide, so that
+      // each stays near FETCH_BYTES and memory stays flat whatever the rows hold. The
+      // next FETCH is sent before the current rows are handed out: PostgreSQL reads
+      // ahead while the relay encodes and publishes.
+      const firstSize = Math.min(fetchSize, FIRST_FETCH);
       const first = await query<QueueEvent>(
         db,
         `SELECT ${columns} FROM pgq.get_batch_cursor($1, '${CURSOR}', $2)`,
-        [batchId.toString(), fetchSize],
+        [batchId.toString(), firstSize],
         doing,
       );
+      let size = fetchSize;
+      const fetchMore = () =>
+        query<Record<string, string>>(db, `FETCH ${size} FROM ${CURSOR}`, [], doing);
+      const resize = (rows: { data?: string; ev_data?: string }[]) => {
+        let bytes = 0;
+        for (const row of rows) bytes += (row.data ?? row.ev_data ?? "").length;
+        const perRow = Math.max(1, bytes / Math.max(1, rows.length));
+        size = Math.max(MIN_FETCH, Math.min(fetchSize, Math.floor(FETCH_BYTES / perRow)));
+      };
+      let more = first.rows.length >= firstSize;
+      if (more) resize(first.rows);
+      let next = more ? fetchMore() : undefined;
+      next?.catch(() => {});
       yield* first.rows;
-      // get_batch_cursor returns up to quick_limit rows at once; fewer means the batch is complete.
-      if (first.rows.length >= fetchSize) {
-        for (;;) {
-          const more = await query<Record<string, string>>(
-            db,
-            `FETCH ${fetchSize} FROM ${CURSOR}`,
-            [],
-            doing,
-          );
-          for (const row of more.rows) {
-            yield {
-              id: row.ev_id!,
-              time: row.ev_time!,
-              txid: row.ev_txid!,
-              type: row.ev_type!,
-              data: row.ev_data!,
-              schema: row.ev_extra1!,
-              table: row.ev_extra2!,
-              configVersion: row.ev_extra3!,
-              identity: row.ev_extra4!,
-            };
-          }
-          if (more.rows.length < fetchSize) break;
+      while (next) {
+        const asked = size;
+        const batch = await next;
+        more = batch.rows.length >= asked;
+        if (more) resize(batch.rows);
+        next = more ? fetchMore() : undefined;
+        next?.catch(() => {});
+        for (const row of batch.rows) {
+          yield {
+            id: row.ev_id!,
+            time: row.ev_time!,
+            txid: row.ev_txid!,
+            type: row.ev_type!,
+            data: row.ev_data!,
+            schema: row.ev_extra1!,
+            table: row.ev_extra2!,
+            configVersion: row.ev_extra3!,
+            identity: row.ev_extra4!,
+          };
         }
       }
       done = true;

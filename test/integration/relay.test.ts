@@ -215,8 +215,9 @@ describe("relay to stdout", () => {
     });
     const relay = startRelay(fixture, [], "pgshovel-stream-relay");
     let stdout = "";
-    relay.child.stdout!.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString("utf8");
+    relay.child.stdout!.setEncoding("utf8");
+    relay.child.stdout!.on("data", (chunk: string) => {
+      stdout += chunk;
     });
     try {
       await fixture.db.query("INSERT INTO a VALUES (1, 'héllo 👋')");

@@ -4,17 +4,9 @@ import { z } from "zod";
 import { PgshovelError } from "../../errors.js";
 import { CODEC_NAMES } from "../../stream/codec.js";
 
-/** The record compressions Kafka knows. */
-export const COMPRESSIONS = ["none", "gzip", "snappy", "lz4", "zstd"] as const;
+import { COMPRESSIONS, DEFAULT_COMPRESSION } from "./compression.js";
 
-/** One of {@link COMPRESSIONS}. */
-export type Compression = (typeof COMPRESSIONS)[number];
-
-/**
- * The default compression: on this stream zstd gave both the smallest topic
- * and the highest throughput of the five (figures in docs/kafka.md).
- */
-export const DEFAULT_COMPRESSION: Compression = "zstd";
+export { COMPRESSIONS, type Compression, DEFAULT_COMPRESSION } from "./compression.js";
 
 const brokerAddress = z
   .string()
