@@ -10,8 +10,11 @@ WITH_NODE = PATH="$$(./scripts/toolchain.sh):$$PATH"
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-node_modules/.package-lock.json: package-lock.json
-	$(WITH_NODE) npm ci --no-audit --no-fund --loglevel=error
+# `npm install` rather than `npm ci`: npm 11 leaves other platforms' optional binaries
+# (biome's, buf's) out of the lock file and `npm ci` then refuses it as out of sync.
+# With the lock file present, `npm install` installs the locked versions.
+node_modules/.package-lock.json: package.json package-lock.json
+	$(WITH_NODE) npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 setup: node_modules/.package-lock.json build ## provision Node, install npm packages, build
