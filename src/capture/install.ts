@@ -4,6 +4,9 @@ import { PgshovelError } from "../errors.js";
 import type { CatalogTable } from "./catalog.js";
 import { captureSql } from "./sql.js";
 
+/** The PgQ consumer relays use unless told otherwise; registered when a set is created. */
+export const DEFAULT_CONSUMER = "pgshovel";
+
 /**
  * Fails with DATABASE_NOT_READY unless the server can host a set: PgQ is
  * available and prepared transactions are enabled.
@@ -139,6 +142,14 @@ export async function installSet(
     "SELECT pgq.set_queue_config($1, 'ticker_max_lag', '0')",
     [queue],
     "configuring the PgQ queue",
+  );
+  // The default consumer exists from the moment the queue does, so nothing captured
+  // before the first relay run is missed (a consumer registered later starts at the latest tick).
+  await query(
+    client,
+    "SELECT pgq.register_consumer($1, $2)",
+    [queue, DEFAULT_CONSUMER],
+    "registering the default consumer",
   );
   await removeSetTriggers(client, cluster, set);
   for (const table of options.tables) {

@@ -184,6 +184,34 @@ describe("relay to a file", () => {
     }
   });
 
+  test("changes committed before the first relay run are delivered, even past a tick", async () => {
+    const fixture = await setupSet({
+      prepare: async (db) => {
+        await db.query("CREATE TABLE early (id int PRIMARY KEY)");
+      },
+      tables: ["early"],
+    });
+    try {
+      await fixture.db.query("INSERT INTO early VALUES (1), (2)");
+      // A tick now puts the rows behind the queue's latest tick before any relay runs.
+      await fixture.db.query("SELECT pgq.force_tick($1)", [`pgshovel_${fixture.cluster}_s`]);
+      await fixture.db.query("SELECT pgq.ticker($1)", [`pgshovel_${fixture.cluster}_s`]);
+      const path = join(dir, "early.jsonl");
+      const relay = startRelay(fixture, ["--sink", `file:${path}`]);
+      try {
+        const batches = await waitForMutations(path, 2, undefined, 30_000, relay);
+        assert.deepEqual(
+          batches.flatMap((b) => b.mutations).map((m) => m.new!.id),
+          [1, 2],
+        );
+      } finally {
+        assert.equal((await stopRelay(relay)).code, 0, relay.stderr());
+      }
+    } finally {
+      await fixture.close();
+    }
+  });
+
   test("a relay for a set that does not exist fails with a clear message", async () => {
     const fixture = await setupSet({
       prepare: async (db) => {
