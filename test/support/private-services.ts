@@ -170,7 +170,7 @@ async function started<T extends PrivateService>(service: T): Promise<T> {
 }
 
 /** A private standalone ZooKeeper on a free loopback port; ready when returned. */
-export async function startPrivateZooKeeper(): Promise<PrivateZooKeeper> {
+async function startPrivateZooKeeperOnce(): Promise<PrivateZooKeeper> {
   const port = await freePort();
   const instance = makeInstance("zk", { PGSHOVEL_STACK_ZK_PORT: port }, ["zookeeper"]);
   return started({ ...lifecycle(instance), port, hosts: `127.0.0.1:${port}` });
@@ -181,7 +181,7 @@ export async function startPrivateZooKeeper(): Promise<PrivateZooKeeper> {
  * pg_hba rules as the stack) on a free loopback port; ready when returned. With {pgqd: true}
  * its own pgqd ticks its databases.
  */
-export async function startPrivatePostgres(
+async function startPrivatePostgresOnce(
   options: { pgqd?: boolean } = {},
 ): Promise<PrivatePostgres> {
   const port = await freePort();
@@ -207,7 +207,7 @@ export async function startPrivatePostgres(
 }
 
 /** A private single-node KRaft Kafka on free loopback ports; ready when returned (~5-10 s). */
-export async function startPrivateKafka(): Promise<PrivateKafka> {
+async function startPrivateKafkaOnce(): Promise<PrivateKafka> {
   const port = await freePort();
   let controllerPort = await freePort();
   while (controllerPort === port) controllerPort = await freePort();
@@ -222,4 +222,36 @@ export async function startPrivateKafka(): Promise<PrivateKafka> {
     controllerPort,
     brokers: [`127.0.0.1:${port}`],
   });
+}
+
+/**
+ * Starting a throwaway JVM or cluster on a port just found free can lose a race with
+ * another process on a busy machine: each start is tried up to three times, each on
+ * fresh ports, before the error (with the logs' tails) is reported.
+ */
+async function withAttempts<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+  let last: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      return await start();
+    } catch (error) {
+      last = error;
+    }
+  }
+  throw last;
+}
+
+/** A private standalone ZooKeeper on a free loopback port; ready when returned. */
+export function startPrivateZooKeeper(): Promise<PrivateZooKeeper> {
+  return withAttempts(() => startPrivateZooKeeperOnce());
+}
+
+/** A private PostgreSQL 15 cluster (see startPrivatePostgresOnce); ready when returned. */
+export function startPrivatePostgres(options: { pgqd?: boolean } = {}): Promise<PrivatePostgres> {
+  return withAttempts(() => startPrivatePostgresOnce(options));
+}
+
+/** A private single-node KRaft Kafka on free loopback ports; ready when returned. */
+export function startPrivateKafka(): Promise<PrivateKafka> {
+  return withAttempts(() => startPrivateKafkaOnce());
 }

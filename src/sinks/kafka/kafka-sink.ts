@@ -226,6 +226,10 @@ export class KafkaSink implements Sink {
    * the last stable offset, widened backwards while it holds no commit.
    */
   async lastCommittedBatch(): Promise<CommittedMark | undefined> {
+    // Initializing the transactional producer first makes the broker finish whatever
+    // transaction this transactional id left in flight (after a failed or interrupted
+    // publish), so its commit markers, and with them the stable offset, are in place.
+    await this.#ensureProducer();
     this.#reader ??= new PartitionReader(this.#config, this.#config.topic);
     const reader = this.#reader;
     const { start, stable } = await reader.bounds();
