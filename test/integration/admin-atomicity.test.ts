@@ -20,6 +20,7 @@ import { isPgshovelError } from "../../src/errors.js";
 import { createTestDatabase } from "../support/postgres.js";
 import { startPrivateZooKeeper } from "../support/private-services.js";
 import { waitFor } from "../support/wait.js";
+import { connectZk } from "../support/zookeeper.js";
 import { assertNothingLeft, clusterFixture, leftovers, setConfig } from "./helpers/admin.js";
 
 /** Runs `recover` until no change is in progress any more (a dead owner's session expired). */
@@ -88,17 +89,20 @@ describe("administration: atomicity", () => {
 
       await server.start();
       const zk = await ZooKeeper.connect({ hosts: server.hosts, timeoutMs: 10_000 });
+      // A fresh checking session: the fixture's may have expired while ZooKeeper was down.
+      const check = await connectZk({ hosts: server.hosts });
       try {
         const ctx2 = { ...f.ctx, zk };
         const report = await recoverUntilSettled(ctx2);
         assert.deepEqual(report.rolledBack, gids);
         assert.deepEqual(report.committed, []);
-        await assertNothingLeft(db, f.zk, f.cluster, "s1");
+        await assertNothingLeft(db, check, f.cluster, "s1");
         // consistent: the set can be created now
         await createSet(ctx2, "s1", setConfig(db.dsn, ["accounts"]));
-        assert.equal((await leftovers(db, f.zk, f.cluster, "s1")).triggers.length, 2);
+        assert.equal((await leftovers(db, check, f.cluster, "s1")).triggers.length, 2);
       } finally {
         zk.close();
+        check.close();
       }
     } finally {
       await f.close();

@@ -37,7 +37,11 @@ export async function setupSet(options: {
   const db = await createTestDatabase("relay", options.server ? { server: options.server } : {});
   await options.prepare(db);
   const zkHosts = options.zkHosts ?? stackEnv().zookeeperHosts;
-  const zk = await ZooKeeper.connect({ hosts: zkHosts, timeoutMs: 10_000 });
+  const zk = await ZooKeeper.connect({
+    hosts: zkHosts,
+    timeoutMs: 10_000,
+    operationTimeoutMs: 10_000,
+  });
   const cluster = uniqueName("r").slice(0, 16);
   const ctx: AdminContext = { zk, cluster, logger: silentLogger, zookeeperTimeoutMs: 10_000 };
   await initializeCluster(ctx);

@@ -15,6 +15,7 @@ import type { SetConfigInput } from "../../../src/config/set-config.js";
 import { silentLogger } from "../../../src/log.js";
 import { repoRoot, stackEnv } from "../../support/env.js";
 import type { TestDatabase } from "../../support/postgres.js";
+import { withTimeout } from "../../support/wait.js";
 import { connectZk, type TestZk } from "../../support/zookeeper.js";
 
 /** A cluster name unique to this call: [a-z0-9_], at most 16 characters. */
@@ -60,7 +61,12 @@ export async function clusterFixture(
     zk,
     async close() {
       session.close();
-      await zk.removeRecursive(`/${cluster}`).catch(() => {});
+      // Bounded: a session that expired while a test stopped ZooKeeper never answers again.
+      await withTimeout(
+        zk.removeRecursive(`/${cluster}`),
+        10_000,
+        "removing the test cluster",
+      ).catch(() => {});
       zk.close();
     },
   };
