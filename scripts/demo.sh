@@ -10,7 +10,8 @@ cd "$root"
 export PATH="$(./scripts/toolchain.sh):/usr/lib/postgresql/15/bin:$PATH"
 
 started_services=0
-if ! ./scripts/services.sh status | grep -Eq '^postgres +up' || ! ./scripts/services.sh status | grep -Eq '^zookeeper +up'; then
+status="$(./scripts/services.sh status)"
+if ! grep -Eq '^postgres +up' <<<"$status" || ! grep -Eq '^zookeeper +up' <<<"$status"; then
   started_services=1
 fi
 ./scripts/services.sh up
