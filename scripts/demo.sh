@@ -33,6 +33,9 @@ trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# A previous run's set goes first, while its database still exists.
+if pgshovel set inspect pgbench >/dev/null 2>&1; then pgshovel set drop pgbench --force; fi
+
 step "1. a database with pgbench's tables"
 psql -q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
 pgbench -q -i -s 1 "$db" 2>&1 | tail -n 1
@@ -41,7 +44,6 @@ psql -q -d "$db" -c "ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY
 
 step "2. the cluster and a replication set over the four tables"
 pgshovel cluster initialize 2>/dev/null || echo "cluster 'demo' exists already"
-if pgshovel set inspect pgbench >/dev/null 2>&1; then pgshovel set drop pgbench --force; fi
 cat > "$demo_dir/pgbench-set.yaml" <<YAML
 database:
   dsn: $dsn

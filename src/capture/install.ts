@@ -173,6 +173,14 @@ export async function installSet(
 export async function uninstallSet(client: PgClient, cluster: string, set: string): Promise<void> {
   await removeSetTriggers(client, cluster, set);
   const queue = dbNames.queue(cluster, set);
+  // A database without PgQ (e.g. recreated since) holds no queue of ours.
+  const pgq = await query(
+    client,
+    "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'pgq'",
+    [],
+    "checking for PgQ",
+  );
+  if (!pgq.rowCount) return;
   const exists = await query(
     client,
     "SELECT 1 FROM pgq.queue WHERE queue_name = $1",
