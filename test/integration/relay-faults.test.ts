@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { decodeStreamBytes } from "../../src/cli/stream-command.js";
 import { zkPaths } from "../../src/config/names.js";
 import type { Message } from "../../src/stream/types.js";
@@ -14,17 +12,12 @@ import {
   setupSet,
   startRelay,
   stopRelay,
+  tempDirFor,
   waitForLog,
   waitForMutations,
 } from "./relay-support.js";
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "pgshovel-faults-"));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const dir = tempDirFor("pgshovel-faults-");
 
 const oneTable = async (db: { query(sql: string): Promise<unknown> }) => {
   await db.query("CREATE TABLE t (id int PRIMARY KEY, v text)");
@@ -67,7 +60,7 @@ describe("relay faults", () => {
       const partialMutations = partial.filter((m) => m.body.kind === "mutation");
       const batchId = partialMutations[0]!.batch.id;
 
-      const path = join(dir, "resent.jsonl");
+      const path = join(dir(), "resent.jsonl");
       const second = startRelay(fixture, ["--sink", `file:${path}`]);
       try {
         const batches = await waitForMutations(path, 20000);
@@ -91,7 +84,7 @@ describe("relay faults", () => {
   test("PostgreSQL restarted while running: the relay reconnects, nothing lost or duplicated", async () => {
     const server = await startPrivatePostgres();
     const fixture = await setupSet({ prepare: oneTable, tables: ["t"], server: server.server });
-    const path = join(dir, "pg-restart.jsonl");
+    const path = join(dir(), "pg-restart.jsonl");
     const relay = startRelay(fixture, ["--sink", `file:${path}`]);
     try {
       await fixture.db.query("INSERT INTO t SELECT g, 'before' FROM generate_series(1, 100) g");
@@ -115,7 +108,7 @@ describe("relay faults", () => {
   test("ZooKeeper stopped and started while running: the relay pauses, then resumes", async () => {
     const zk = await startPrivateZooKeeper();
     const fixture = await setupSet({ prepare: oneTable, tables: ["t"], zkHosts: zk.hosts });
-    const path = join(dir, "zk-restart.jsonl");
+    const path = join(dir(), "zk-restart.jsonl");
     const relay = startRelay(fixture, ["--sink", `file:${path}`, "--zookeeper-timeout", "20s"]);
     try {
       await fixture.db.query("INSERT INTO t VALUES (1, 'before')");
@@ -140,7 +133,7 @@ describe("relay faults", () => {
 
   test("a cluster at another software version stops the relay with a non-zero exit", async () => {
     const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
-    const path = join(dir, "version.jsonl");
+    const path = join(dir(), "version.jsonl");
     const relay = startRelay(fixture, ["--sink", `file:${path}`]);
     try {
       await fixture.db.query("INSERT INTO t VALUES (1, 'x')");
@@ -170,8 +163,8 @@ describe("relay faults", () => {
 
   test("two relays of one set: one publishes, the standby takes over when it is killed", async () => {
     const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
-    const pathA = join(dir, "leader-a.jsonl");
-    const pathB = join(dir, "leader-b.jsonl");
+    const pathA = join(dir(), "leader-a.jsonl");
+    const pathB = join(dir(), "leader-b.jsonl");
     const a = startRelay(fixture, ["--sink", `file:${pathA}`, "--zookeeper-timeout", "4s"]);
     await waitForLog(a, "leading");
     const b = startRelay(fixture, ["--sink", `file:${pathB}`, "--zookeeper-timeout", "4s"]);

@@ -1,7 +1,9 @@
 /** Fixtures for relay tests: a set over real tables, a relay process, the stream it wrote. */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { promisify } from "node:util";
 import { decodeStreamBytes } from "../../src/cli/stream-command.js";
 import { createSet, initializeCluster } from "../../src/cluster/admin.js";
@@ -192,4 +194,16 @@ export async function waitForLog(
     timeoutMs,
     description: `relay log "${text}"`,
   });
+}
+
+/** A temporary directory for the calling test file, made before its tests and removed after. */
+export function tempDirFor(prefix: string): () => string {
+  let dir = "";
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  return () => dir;
 }

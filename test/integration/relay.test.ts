@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { dropSet, updateSet } from "../../src/cluster/admin.js";
 import type { Mutation } from "../../src/stream/types.js";
 import { waitFor } from "../support/wait.js";
@@ -14,24 +12,19 @@ import {
   setupSet,
   startRelay,
   stopRelay,
+  tempDirFor,
   waitForLog,
   waitForMutations,
 } from "./relay-support.js";
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "pgshovel-relay-"));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const dir = tempDirFor("pgshovel-relay-");
 
 const isHistoryInsert = (m: Mutation) => m.table === "pgbench_history" && m.operation === "INSERT";
 
 describe("relay to a file", () => {
   test("a pgbench workload arrives whole, transaction-exact, in order; rolled back work is absent", async () => {
     const fixture = await setupPgbenchSet();
-    const path = join(dir, "pgbench.jsonl");
+    const path = join(dir(), "pgbench.jsonl");
     const relay = startRelay(fixture, ["--sink", `file:${path}`]);
     try {
       await pgbench(fixture.db, ["-n", "-c", "2", "-t", "250"]);
@@ -122,7 +115,7 @@ describe("relay to a file", () => {
       },
       tables: ["t"],
     });
-    const path = join(dir, "proto.bin");
+    const path = join(dir(), "proto.bin");
     const relay = startRelay(fixture, ["--sink", `file:${path}`, "--codec", "protobuf"]);
     try {
       await fixture.db.query(
@@ -157,7 +150,7 @@ describe("relay to a file", () => {
       },
       tables: ["a"],
     });
-    const path = join(dir, "follow.jsonl");
+    const path = join(dir(), "follow.jsonl");
     const relay = startRelay(fixture, ["--sink", `file:${path}`]);
     try {
       await fixture.db.query("INSERT INTO a VALUES (1, 'one')");
@@ -196,7 +189,7 @@ describe("relay to a file", () => {
       // A tick now puts the rows behind the queue's latest tick before any relay runs.
       await fixture.db.query("SELECT pgq.force_tick($1)", [`pgshovel_${fixture.cluster}_s`]);
       await fixture.db.query("SELECT pgq.ticker($1)", [`pgshovel_${fixture.cluster}_s`]);
-      const path = join(dir, "early.jsonl");
+      const path = join(dir(), "early.jsonl");
       const relay = startRelay(fixture, ["--sink", `file:${path}`]);
       try {
         const batches = await waitForMutations(path, 2, undefined, 30_000, relay);
@@ -222,7 +215,7 @@ describe("relay to a file", () => {
     try {
       const relay = startRelay({ ...fixture, set: "nosuchset" }, [
         "--sink",
-        `file:${join(dir, "none.jsonl")}`,
+        `file:${join(dir(), "none.jsonl")}`,
       ]);
       const exit = await relay.exited;
       assert.equal(exit.code, 1);
