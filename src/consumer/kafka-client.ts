@@ -41,8 +41,21 @@ export function isFencing(error: unknown): boolean {
   return FENCING_ERRORS.some((id) => findErrorBy(error, "apiId", id) !== null);
 }
 
+/**
+ * Broker answers meaning the producer's sequence state was lost (typically across a
+ * broker restart): a fresh producer (new epoch) publishes again safely.
+ */
+const PRODUCER_STATE_ERRORS = ["OUT_OF_ORDER_SEQUENCE_NUMBER", "UNKNOWN_PRODUCER_ID"];
+
+/** True when `error` says the producer must be replaced before publishing again. */
+export function isProducerStateLost(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return PRODUCER_STATE_ERRORS.some((id) => findErrorBy(error, "apiId", id) !== null);
+}
+
 function isUnavailable(error: Error): boolean {
   return (
+    isProducerStateLost(error) ||
     findErrorBy(error, "code", "PLT_KFK_NETWORK") !== null ||
     findErrorBy(error, "code", "PLT_KFK_TIMEOUT") !== null ||
     findErrorBy(error, "canRetry", true) !== null

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 /**
  * Reading a pgshovel topic from TypeScript: decoded messages from a
  * read_committed reader, or whole committed batches, each delivered once.
@@ -13,6 +14,9 @@ import {
 import type { Message } from "../stream/types.js";
 import { clientOptions, type KafkaConnectionOptions, kafkaFailure } from "./kafka-client.js";
 import { PartitionReader } from "./partition-reader.js";
+
+/** How long stopAtEnd waits for already-written transactions to be decided. */
+const END_SETTLE_MS = 3_000;
 
 /** Options of {@link readStream}. */
 export interface ReadStreamOptions extends KafkaConnectionOptions {
@@ -58,7 +62,17 @@ export async function* readStream(options: ReadStreamOptions): AsyncGenerator<Me
   let boundary: bigint | undefined;
   let committedBoundary: bigint | undefined;
   try {
-    const bounds = await reader.bounds();
+    let bounds = await reader.bounds();
+    if (options.stopAtEnd) {
+      // A transaction whose commit just returned gets its markers (and so moves the
+      // stable offset) a moment later: give what was already written a few seconds to
+      // be decided, so that "the end" includes it.
+      const deadline = Date.now() + END_SETTLE_MS;
+      while (bounds.stable < bounds.end && Date.now() < deadline) {
+        await delay(50);
+        bounds = await reader.bounds();
+      }
+    }
     const committed = await group?.committed(options.topic);
     let from = committed ?? (options.fromBeginning === false ? bounds.stable : bounds.start);
     if (from < bounds.start) from = bounds.start;

@@ -29,6 +29,8 @@ export interface PartitionBounds {
   start: bigint;
   /** The last stable offset: everything below it is decided (committed or aborted). */
   stable: bigint;
+  /** The high watermark: one past the last record written, decided or not. */
+  end: bigint;
 }
 
 /** How {@link PartitionReader.read} proceeds. */
@@ -83,12 +85,14 @@ export class PartitionReader {
   async bounds(): Promise<PartitionBounds> {
     const doing = `listing the offsets of topic ${this.#topic}`;
     try {
-      const list = async (timestamp: bigint) => {
+      const list = async (timestamp: bigint, committed = true) => {
         const offsets = await this.#consumer.listOffsets({
           topics: [this.#topic],
           partitions: { [this.#topic]: [this.#partition] },
           timestamp,
-          isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+          isolationLevel: committed
+            ? FetchIsolationLevels.READ_COMMITTED
+            : FetchIsolationLevels.READ_UNCOMMITTED,
         });
         const offset = offsets.get(this.#topic)?.[this.#partition];
         if (offset === undefined) {
@@ -98,7 +102,8 @@ export class PartitionReader {
       };
       const start = await list(ListOffsetTimestamps.EARLIEST);
       const stable = await list(ListOffsetTimestamps.LATEST);
-      return { start, stable };
+      const end = await list(ListOffsetTimestamps.LATEST, false);
+      return { start, stable, end };
     } catch (error) {
       throw kafkaFailure(error, doing);
     }

@@ -1,5 +1,5 @@
 import { Admin, Producer } from "@platformatic/kafka";
-import { clientOptions, kafkaFailure } from "../../consumer/kafka-client.js";
+import { clientOptions, isProducerStateLost, kafkaFailure } from "../../consumer/kafka-client.js";
 import { PartitionReader } from "../../consumer/partition-reader.js";
 import { PgshovelError, wrapError } from "../../errors.js";
 import { type Logger, silentLogger } from "../../log.js";
@@ -171,7 +171,7 @@ export class KafkaSink implements Sink {
     // A transaction that failed to begin may still be registered in the client.
     // A new producer with the same transactional id makes the coordinator abort
     // whatever the old one left open, so the broker never keeps half a batch.
-    if (!clean) await this.#dropProducer();
+    if (!clean || isProducerStateLost(failure.cause)) await this.#dropProducer();
   }
 
   async #ensureProducer(): Promise<Producer> {
