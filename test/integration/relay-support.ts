@@ -192,7 +192,9 @@ export async function waitForLog(
 ): Promise<void> {
   await waitFor(() => relay.stderr().includes(text), {
     timeoutMs,
-    description: `relay log "${text}"`,
+    get description() {
+      return `relay log "${text}" (its stderr, last 2000 characters: ${relay.stderr().slice(-2000)})`;
+    },
   });
 }
 
