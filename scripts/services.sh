@@ -179,6 +179,24 @@ hard_kill() {
 }
 
 # port_listeners PORT: pids listening on TCP PORT (any address)
+# Stops the process a pid function names (SIGTERM, SIGKILL past a bound), then drops its pid file.
+stop_process() { # NAME PID_FUNCTION PID_FILE
+  local pid
+  pid="$("$2")"
+  [ -z "$pid" ] && return 0
+  log "stopping $1 (pid $pid)"
+  terminate "$pid" "$1"
+  rm -f "$3"
+}
+
+# SIGKILL, to simulate a crash; the pid file stays, as a crash would leave it.
+kill_process() { # PID_FUNCTION
+  local pid
+  pid="$("$1")"
+  [ -n "$pid" ] && hard_kill "$pid"
+  return 0
+}
+
 port_listeners() {
   ss -H -ltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true
 }
@@ -380,21 +398,8 @@ EOF
 
 pgqd_probe() { [ -n "$(pgqd_pid)" ]; }
 
-stop_pgqd() {
-  local pid
-  pid="$(pgqd_pid)"
-  [ -z "$pid" ] && return 0
-  log "stopping pgqd (pid $pid)"
-  terminate "$pid" pgqd
-  rm -f "$PGQD_PID"
-}
-
-kill_pgqd() {
-  local pid
-  pid="$(pgqd_pid)"
-  [ -n "$pid" ] && hard_kill "$pid"
-  return 0
-}
+stop_pgqd() { stop_process pgqd pgqd_pid "$PGQD_PID"; }
+kill_pgqd() { kill_process pgqd_pid; }
 
 # ---------------------------------------------------------------- ZooKeeper
 
@@ -448,21 +453,8 @@ EOF
   wait_ready zookeeper "$ZK_LOG" zk_pid zk_probe "$ZK_PORT"
 }
 
-stop_zookeeper() {
-  local pid
-  pid="$(zk_pid)"
-  [ -z "$pid" ] && return 0
-  log "stopping zookeeper (pid $pid)"
-  terminate "$pid" zookeeper
-  rm -f "$ZK_PID"
-}
-
-kill_zookeeper() {
-  local pid
-  pid="$(zk_pid)"
-  [ -n "$pid" ] && hard_kill "$pid"
-  return 0
-}
+stop_zookeeper() { stop_process zookeeper zk_pid "$ZK_PID"; }
+kill_zookeeper() { kill_process zk_pid; }
 
 # ---------------------------------------------------------------- Kafka
 
@@ -552,21 +544,8 @@ EOF
   wait_ready kafka "$KAFKA_LOG" kafka_pid kafka_probe "$KAFKA_PORT"
 }
 
-stop_kafka() {
-  local pid
-  pid="$(kafka_pid)"
-  [ -z "$pid" ] && return 0
-  log "stopping kafka (pid $pid)"
-  terminate "$pid" kafka
-  rm -f "$KAFKA_PID"
-}
-
-kill_kafka() {
-  local pid
-  pid="$(kafka_pid)"
-  [ -n "$pid" ] && hard_kill "$pid"
-  return 0
-}
+stop_kafka() { stop_process kafka kafka_pid "$KAFKA_PID"; }
+kill_kafka() { kill_process kafka_pid; }
 
 # ---------------------------------------------------------------- commands
 
