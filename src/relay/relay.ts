@@ -221,9 +221,9 @@ export class Relay {
           continue;
         }
         const ref: BatchRef = { node: source.node, id: batch.id };
-        if (checkSink && this.options.sink.lastCommittedBatch) {
-          const last = await this.options.sink.lastCommittedBatch();
+        if (checkSink) {
           checkSink = false;
+          const last = await this.options.sink.lastCommittedBatch?.();
           // After a failed publish whose commit did land, our sequence continues after it.
           if (last && last.header.publisher === this.publisher)
             this.sequence = last.header.sequence + 1n;
@@ -236,7 +236,6 @@ export class Relay {
             continue;
           }
         }
-        checkSink = false;
         await this.publish(source, batch, ref, signal);
         await source.finish(batch.id);
         this.batches++;
