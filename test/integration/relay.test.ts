@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { dropSet, updateSet } from "../../src/cluster/admin.js";
-import type { Mutation } from "../../src/stream/types.js";
+import type { Mutation, Snapshot } from "../../src/stream/types.js";
 import { waitFor } from "../support/wait.js";
 import {
   assemble,
@@ -18,6 +18,11 @@ import {
 } from "./relay-support.js";
 
 const dir = tempDirFor("pgshovel-relay-");
+
+/** Whether a transaction had committed when `snapshot` was taken (`pg_visible_in_snapshot`). */
+function visibleIn(txid: bigint, snapshot: Snapshot): boolean {
+  return txid < snapshot.xmin || (txid < snapshot.xmax && !snapshot.xip.includes(txid));
+}
 
 const isHistoryInsert = (m: Mutation) => m.table === "pgbench_history" && m.operation === "INSERT";
 
@@ -89,12 +94,27 @@ describe("relay to a file", () => {
         assert.ok(batches[i]!.id > batches[i - 1]!.id);
         assert.equal(batches[i]!.begin.start.id, batches[i - 1]!.begin.end.id, "tick chain");
       }
-      // Event ids ascend within the stream, and each history row arrives once.
-      const ids = mutations.map((m) => m.id);
-      assert.deepEqual(
-        ids,
-        [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
-      );
+      // Within a batch, events follow PgQ's event order. Across batches they need not: an
+      // event id is drawn when the row changes, but the batch is chosen by commit time, so a
+      // transaction that wrote first and committed later lands in a later batch.
+      const byId = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
+      for (const batch of batches) {
+        const ids = batch.mutations.map((m) => m.id);
+        assert.deepEqual(ids, [...ids].sort(byId), `event order in batch ${batch.id}`);
+        // Each transaction committed between the batch's two ticks: visible in the end
+        // tick's snapshot, not in the start tick's.
+        for (const m of batch.mutations) {
+          assert.ok(
+            visibleIn(m.transaction, batch.begin.end.snapshot),
+            `transaction ${m.transaction} visible at the end tick of batch ${batch.id}`,
+          );
+          assert.ok(
+            !visibleIn(m.transaction, batch.begin.start.snapshot),
+            `transaction ${m.transaction} not visible at the start tick of batch ${batch.id}`,
+          );
+        }
+      }
+      assert.equal(new Set(mutations.map((m) => m.id)).size, mutations.length, "no event twice");
       const historyIds = new Set(mutations.filter(isHistoryInsert).map((m) => m.new!.id));
       assert.equal(historyIds.size, 500);
 
