@@ -84,7 +84,7 @@ function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
     .addOption(
       option(
         "--max-zookeeper-pause <duration>",
-        "give up when ZooKeeper stays unreachable this long",
+        "give up when ZooKeeper stays unreachable, or no new session opens after an expiry, this long",
       )
         .default(60_000, "60s")
         .argParser(parseDuration),
@@ -108,12 +108,11 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
         ? kafkaOptionsFrom(flags, { cluster: options.cluster, set, consumer })
         : undefined,
   });
-  const zk = await ZooKeeper.connect({
-    hosts: options.zookeeperHosts,
-    timeoutMs: options.zookeeperTimeout,
-  });
+  const connect = () =>
+    ZooKeeper.connect({ hosts: options.zookeeperHosts, timeoutMs: options.zookeeperTimeout });
   const relay = new Relay({
-    zk,
+    zk: await connect(),
+    reconnect: connect,
     cluster: options.cluster,
     set,
     consumer,
@@ -159,7 +158,7 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
     process.off("SIGTERM", stop);
     process.off("SIGINT", stop);
     process.off("SIGUSR1", diagnose);
-    zk.close();
+    relay.zookeeper.close();
   }
 }
 

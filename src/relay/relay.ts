@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
 import type { ZooKeeper } from "../cluster/zookeeper.js";
 import { hidePassword } from "../config/set-config.js";
 import { describeError, PgshovelError } from "../errors.js";
@@ -8,7 +9,7 @@ import { timestampFromDate } from "../stream/timestamp.js";
 import type { BatchRef, Body, Message, Mutation, Operation, Row } from "../stream/types.js";
 import { Leadership } from "./leadership.js";
 import { type BatchInfo, PgqSource, type QueueEvent, toTimestamp } from "./pgq-source.js";
-import { SetFollower, type SetState } from "./set-follower.js";
+import { SessionExpired, SetFollower, type SetState } from "./set-follower.js";
 
 /** Everything a relay needs, validated by the caller. */
 export interface RelayOptions {
@@ -32,6 +33,13 @@ export interface RelayOptions {
   retryMaxMs: number;
   /** Whether to wait for leadership (one active relay per set and consumer). */
   elect: boolean;
+  /**
+   * Opens a new ZooKeeper session. With it, a relay whose session expired stops
+   * publishing, opens a new session (giving up after `maxZooKeeperPauseMs`),
+   * stands for leadership again and carries on; without it, expiry ends the run.
+   * The relay closes the sessions it replaces; {@link Relay.zookeeper} is the current one.
+   */
+  reconnect?: () => Promise<ZooKeeper>;
 }
 
 /** How a relay run ended. */
@@ -95,22 +103,29 @@ export class Relay {
   private lastTickAt = 0;
   private mutations = 0;
   private readonly identityCache = new Map<string, string[]>();
-  private readonly follower: SetFollower;
+  private zk: ZooKeeper;
+  private follower: SetFollower;
+  private leadership: Leadership;
 
   constructor(private readonly options: RelayOptions) {
-    this.follower = new SetFollower(options.zk, options.cluster, options.set, options.logger);
+    this.zk = options.zk;
+    this.follower = new SetFollower(this.zk, options.cluster, options.set, options.logger);
+    this.leadership = this.newLeadership();
+  }
+
+  /** The ZooKeeper session in use: `options.zk`, or the one that replaced it after an expiry. */
+  get zookeeper(): ZooKeeper {
+    return this.zk;
+  }
+
+  private newLeadership(): Leadership {
+    const { cluster, set, consumer, logger } = this.options;
+    return new Leadership(this.zk, cluster, set, consumer, logger);
   }
 
   /** Runs until aborted (→ stopped), the set is dropped (→ dropped) or an unrecoverable error (throws). */
   async run(signal: AbortSignal): Promise<RelayOutcome> {
-    const { logger, sink } = this.options;
-    const leadership = new Leadership(
-      this.options.zk,
-      this.options.cluster,
-      this.options.set,
-      this.options.consumer,
-      logger,
-    );
+    const { sink } = this.options;
     try {
       const first = await this.follower.confirmed(signal, this.options.maxZooKeeperPauseMs);
       if (first.kind === "dropped" && first.what === "cluster") {
@@ -130,13 +145,21 @@ export class Relay {
         );
       }
       this.checkVersion(first);
-      if (this.options.elect) {
-        this.state = "standby";
-        await leadership.acquire(signal, { publisher: this.publisher, pid: process.pid });
+      for (;;) {
+        try {
+          if (this.options.elect) {
+            this.state = "standby";
+            await this.leadership.acquire(signal, { publisher: this.publisher, pid: process.pid });
+          }
+          this.state = "opening sink";
+          await sink.open();
+          return await this.loop(signal);
+        } catch (error) {
+          const expired = error instanceof SessionExpired || this.follower.hasExpired;
+          if (signal.aborted || !expired || !this.options.reconnect) throw error;
+          await this.renewSession(signal);
+        }
       }
-      this.state = "opening sink";
-      await sink.open();
-      return await this.loop(signal);
     } catch (error) {
       if (signal.aborted) return { kind: "stopped" };
       throw error;
@@ -145,8 +168,52 @@ export class Relay {
       this.follower.close();
       await this.source?.close();
       await sink.close().catch(() => {});
-      await leadership.release();
+      await this.leadership.release();
     }
+  }
+
+  /**
+   * After the session expired: another relay may lead by now, so nothing is published
+   * until a new session wins the election again. The sink is closed (a Kafka producer
+   * may have been fenced meanwhile) and opened again once this relay leads.
+   */
+  private async renewSession(signal: AbortSignal): Promise<void> {
+    const { logger, sink, maxZooKeeperPauseMs } = this.options;
+    const reconnect = this.options.reconnect!;
+    logger.warn(
+      { hosts: this.zk.hosts },
+      "the ZooKeeper session expired: stopped publishing; opening a new session",
+    );
+    this.state = "renewing the ZooKeeper session";
+    this.follower.close();
+    this.zk.close();
+    await sink.close().catch(() => {});
+    const giveUpAt = Date.now() + maxZooKeeperPauseMs;
+    let backoff = this.options.retryInitialMs;
+    for (;;) {
+      if (signal.aborted) throw signal.reason;
+      try {
+        this.zk = await reconnect();
+        break;
+      } catch (error) {
+        if (Date.now() + backoff > giveUpAt) {
+          throw new PgshovelError(
+            "ZOOKEEPER_UNAVAILABLE",
+            `the ZooKeeper session expired and no new one could be opened within ${maxZooKeeperPauseMs} ms: ${describeError(error)}`,
+            { cause: error, hint: "check ZooKeeper, then restart the relay" },
+          );
+        }
+        logger.warn(
+          { err: describeError(error), retryInMs: backoff },
+          "no new ZooKeeper session yet",
+        );
+        await delay(backoff, undefined, { signal }).catch(() => {});
+        backoff = Math.min(backoff * 2, this.options.retryMaxMs);
+      }
+    }
+    this.follower = new SetFollower(this.zk, this.options.cluster, this.options.set, logger);
+    this.leadership = this.newLeadership();
+    logger.info({ hosts: this.zk.hosts }, "new ZooKeeper session open");
   }
 
   private checkVersion(

@@ -7,6 +7,17 @@ import { PgshovelError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { SOFTWARE_VERSION } from "../version.js";
 
+/** The ZooKeeper session ended: every ephemeral node of it (the relay's candidacy) is gone. */
+export class SessionExpired extends PgshovelError {
+  constructor(hosts: string) {
+    super(
+      "ZOOKEEPER_UNAVAILABLE",
+      `the ZooKeeper session expired (${hosts}); another relay may have taken over`,
+      { hint: "restart the relay (a supervisor should do it)" },
+    );
+  }
+}
+
 /** What the relay may do under the configuration it last confirmed. */
 export type SetState =
   | { kind: "active"; config: StoredSetConfig; version: number }
@@ -17,7 +28,8 @@ export type SetState =
  * Follows a set's znode and the cluster record through watches. The relay
  * asks it, before every batch, for the confirmed state: while the session is
  * disconnected that call waits (the relay pauses), and once the session has
- * expired it fails (the relay exits; another relay may own the set by then).
+ * expired it fails with {@link SessionExpired} (another relay may own the set by
+ * then: the relay stops publishing and stands for leadership again in a new session).
  */
 export class SetFollower {
   private state: SetState | undefined;
@@ -54,6 +66,11 @@ export class SetFollower {
   /** True while the ZooKeeper session is connected: the relay publishes only then. */
   get isConnected(): boolean {
     return this.connected && !this.expired;
+  }
+
+  /** True once the session has expired; it never comes back. */
+  get hasExpired(): boolean {
+    return this.expired;
   }
 
   private poke(): void {
@@ -99,15 +116,7 @@ export class SetFollower {
       }
       await this.sleep(200, signal);
     }
-    if (this.expired) {
-      throw new PgshovelError(
-        "ZOOKEEPER_UNAVAILABLE",
-        `the ZooKeeper session expired (${this.zk.hosts}); another relay may have taken over`,
-        {
-          hint: "restart the relay (a supervisor should do it)",
-        },
-      );
-    }
+    if (this.expired) throw new SessionExpired(this.zk.hosts);
     if (this.stale || !this.state) {
       this.stale = false;
       const previous = this.state;

@@ -188,4 +188,54 @@ describe("relay faults", () => {
       await fixture.close();
     }
   });
+  test("a relay whose ZooKeeper session expired stops publishing, stands by in a new session, and leads again later", async () => {
+    const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
+    const pathA = join(dir(), "expired-a.jsonl");
+    const pathB = join(dir(), "expired-b.jsonl");
+    const a = startRelay(fixture, ["--sink", `file:${pathA}`, "--zookeeper-timeout", "4s"]);
+    await waitForLog(a, "leading");
+    const b = startRelay(fixture, ["--sink", `file:${pathB}`, "--zookeeper-timeout", "4s"]);
+    const count = (relay: typeof a, text: string) => relay.stderr().split(text).length - 1;
+    const values = async (path: string) =>
+      assemble(await readStreamFile(path)).batches.flatMap((x) => x.mutations.map((m) => m.new!.v));
+    try {
+      await waitForLog(b, "standing by");
+      await fixture.db.query("INSERT INTO t VALUES (1, 'a before')");
+      await waitForMutations(pathA, 1);
+
+      // Frozen past its session timeout, A loses its session; B leads.
+      a.child.kill("SIGSTOP");
+      await waitForLog(b, "leading", 60_000);
+      await fixture.db.query("INSERT INTO t VALUES (2, 'b while a is frozen')");
+      await waitForMutations(pathB, 1);
+
+      // Thawed, A learns that its session expired, opens a new one and stands by.
+      a.child.kill("SIGCONT");
+      await waitForLog(a, "new ZooKeeper session open", 60_000);
+      await waitFor(() => count(a, "standing by") >= 1, {
+        timeoutMs: 30_000,
+        description: `relay A standing by again (its stderr: ${a.stderr().slice(-2000)})`,
+      });
+      await fixture.db.query("INSERT INTO t VALUES (3, 'b while a stands by')");
+      await waitForMutations(pathB, 2);
+      assert.deepEqual(await values(pathA), ["a before"], "A published nothing after its expiry");
+      assert.equal(a.child.exitCode, null, "A kept running");
+
+      // B stops: A leads again in its new session and carries on from where B left off.
+      assert.equal((await stopRelay(b)).code, 0, b.stderr());
+      await waitFor(() => count(a, "leading: this relay is the active one") >= 2, {
+        timeoutMs: 30_000,
+        description: `relay A leading again (its stderr: ${a.stderr().slice(-2000)})`,
+      });
+      await fixture.db.query("INSERT INTO t VALUES (4, 'a again')");
+      await waitForMutations(pathA, 2);
+      assert.deepEqual(await values(pathA), ["a before", "a again"]);
+      assert.deepEqual(await values(pathB), ["b while a is frozen", "b while a stands by"]);
+    } finally {
+      a.child.kill("SIGCONT");
+      assert.equal((await stopRelay(a)).code, 0, a.stderr());
+      await stopRelay(b);
+      await fixture.close();
+    }
+  });
 });

@@ -69,6 +69,9 @@ export class KafkaSink implements Sink {
   }
 
   async open(): Promise<void> {
+    // Opening again (after close) starts a new producer generation: a relay that lost
+    // its leadership, and with it perhaps its producer epoch, opens once it leads again.
+    this.#fenced = undefined;
     const admin = new Admin(clientOptions(this.#config, "pgshovel-relay-admin"));
     try {
       await ensureTopic(admin, this.#config.topic, this.#config.replicationFactor, this.#logger);
