@@ -213,6 +213,19 @@ require_port_free() {
   fi
 }
 
+# wait_exec PID NEEDLE: waits (up to 10 s) until a child started with `&` has exec'd the
+# service (its command line names NEEDLE) or has died. Fork and exec are two steps: for a
+# moment the child's command line is still this script's, and the service's pid function
+# would take it for a process that is not the service any more.
+wait_exec() {
+  local pid="$1" needle="$2" i
+  for ((i = 0; i < 100; i++)); do
+    pid_matches "$pid" "$needle" && return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+}
+
 # wait_ready NAME LOG PIDFN PROBEFN [PORT]: polls until the service's own process (PIDFN)
 # listens on PORT and PROBEFN succeeds; fails fast when the process died
 wait_ready() {
@@ -449,6 +462,7 @@ EOF
       -cp "$(zk_classpath)" org.apache.zookeeper.server.ZooKeeperServerMain "$ZK_CFG" \
       >>"$ZK_LOG" 2>&1 </dev/null 9>&-) &
     echo $! >"$ZK_PID"
+    wait_exec "$(read_pid "$ZK_PID")" "$ZK_CFG"
   fi
   wait_ready zookeeper "$ZK_LOG" zk_pid zk_probe "$ZK_PORT"
 }
@@ -540,6 +554,7 @@ EOF
       -Dkafka.logs.dir="$LOG_DIR" -cp "$KAFKA_LIB/*" kafka.Kafka "$KAFKA_PROPS" \
       >>"$KAFKA_LOG" 2>&1 </dev/null 9>&-) &
     echo $! >"$KAFKA_PID"
+    wait_exec "$(read_pid "$KAFKA_PID")" "$KAFKA_PROPS"
   fi
   wait_ready kafka "$KAFKA_LOG" kafka_pid kafka_probe "$KAFKA_PORT"
 }

@@ -120,7 +120,14 @@ function lifecycle(instance: Instance): PrivateService {
     async start() {
       if (destroyed) throw new Error(`private instance ${instance.dir} was destroyed`);
       live.add(instance);
-      await each("start", instance.services);
+      try {
+        await each("start", instance.services);
+      } catch (error) {
+        const tails = await logTails(instance.dir);
+        throw new Error(`${error instanceof Error ? error.message : String(error)}\n${tails}`, {
+          cause: error,
+        });
+      }
     },
     async stop() {
       await each("stop", [...instance.services].reverse());
@@ -157,14 +164,10 @@ async function logTails(dir: string, lines = 15): Promise<string> {
 
 async function started<T extends PrivateService>(service: T): Promise<T> {
   try {
-    await service.start();
+    await service.start(); // a failure carries the tails of the logs deleted below
   } catch (error) {
-    // the instance's directory (and its logs) is deleted below: keep the logs' tails
-    const tails = await logTails(service.dir);
     await service.destroy().catch(() => {});
-    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${tails}`, {
-      cause: error,
-    });
+    throw error;
   }
   return service;
 }
