@@ -46,7 +46,8 @@ export function captureFunctionName(
  * function is generated per table so that it reads each monitored column
  * directly: no dynamic SQL and no per-row catalog lookups.
  *
- * Each event: ev_type = operation, ev_data = {"old": row, "new": row},
+ * Each event: ev_type = operation, ev_data = {"old": row, "new": row} (both members
+ * always, null where not applicable: the relay copies the text into JSON streams),
  * ev_extra1 = schema, ev_extra2 = table, ev_extra3 = configuration version,
  * ev_extra4 = identity column names as a JSON array.
  */
@@ -69,14 +70,14 @@ export function captureSql(spec: CaptureSpec): string[] {
   const body = `
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'INSERT', pg_catalog.json_build_object('new', ${rowExpression("NEW", cols)})::pg_catalog.text, ${extras});
+    PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'INSERT', pg_catalog.json_build_object('old', NULL, 'new', ${rowExpression("NEW", cols)})::pg_catalog.text, ${extras});
   ELSIF TG_OP = 'UPDATE' THEN
     IF ${image("OLD")} OPERATOR(pg_catalog.*=) ${image("NEW")} THEN
       RETURN NULL;
     END IF;
     PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'UPDATE', pg_catalog.json_build_object('old', ${rowExpression("OLD", cols)}, 'new', ${rowExpression("NEW", cols)})::pg_catalog.text, ${extras});
   ELSIF TG_OP = 'DELETE' THEN
-    PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'DELETE', pg_catalog.json_build_object('old', ${rowExpression("OLD", cols)})::pg_catalog.text, ${extras});
+    PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'DELETE', pg_catalog.json_build_object('old', ${rowExpression("OLD", cols)}, 'new', NULL)::pg_catalog.text, ${extras});
   ELSE
     PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'TRUNCATE', '{}', ${extras});
   END IF;

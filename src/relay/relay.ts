@@ -6,7 +6,15 @@ import { describeError, PgshovelError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Sink } from "../sinks/sink.js";
 import { timestampFromDate } from "../stream/timestamp.js";
-import type { BatchRef, Body, Message, Mutation, Operation, Row } from "../stream/types.js";
+import {
+  type BatchRef,
+  type Body,
+  type Message,
+  type Mutation,
+  type Operation,
+  ROWS_JSON,
+  type Row,
+} from "../stream/types.js";
 import { Leadership } from "./leadership.js";
 import { type BatchInfo, PgqSource, type QueueEvent, toTimestamp } from "./pgq-source.js";
 import { SessionExpired, SetFollower, type SetState } from "./set-follower.js";
@@ -62,6 +70,60 @@ export interface RelayDiagnostics {
 
 const OPERATIONS = new Set<string>(["INSERT", "UPDATE", "DELETE", "TRUNCATE"]);
 
+/** What the capture trigger writes into ev_data: `{"old" : …, "new" : …}`, both members always. */
+const ROWS_PREFIX = '{"old" : ';
+
+/**
+ * A mutation read from the queue. Its rows stay the trigger's JSON text until
+ * someone reads `old` or `new`: the JSON codec copies that text into the stream
+ * ({@link ROWS_JSON}), so a JSON relay never parses rows at all.
+ */
+class CapturedMutation implements Mutation {
+  #data: string;
+  #rows: { old?: Row | null; new?: Row | null } | undefined;
+  [ROWS_JSON]: string | undefined;
+
+  constructor(
+    readonly id: bigint,
+    readonly schema: string,
+    readonly table: string,
+    readonly operation: Operation,
+    readonly identity: string[],
+    data: string,
+    readonly transaction: bigint,
+    readonly time: string,
+  ) {
+    this.#data = data;
+    // Events written before the trigger always carried both members (or by TRUNCATE)
+    // have no such text: they are parsed and encoded like any other mutation.
+    this[ROWS_JSON] =
+      data.startsWith(ROWS_PREFIX) && data.endsWith("}") ? data.slice(1, -1) : undefined;
+  }
+
+  private rows(): { old?: Row | null; new?: Row | null } {
+    this.#rows ??= JSON.parse(this.#data) as { old?: Row | null; new?: Row | null };
+    return this.#rows;
+  }
+
+  get old(): Row | null {
+    return this.rows().old ?? null;
+  }
+
+  set old(row: Row | null) {
+    this.rows().old = row;
+    this[ROWS_JSON] = undefined;
+  }
+
+  get new(): Row | null {
+    return this.rows().new ?? null;
+  }
+
+  set new(row: Row | null) {
+    this.rows().new = row;
+    this[ROWS_JSON] = undefined;
+  }
+}
+
 /** Turns a PgQ event written by the capture trigger into a stream mutation. */
 export function toMutation(event: QueueEvent, identityCache: Map<string, string[]>): Mutation {
   if (!OPERATIONS.has(event.type)) {
@@ -75,18 +137,16 @@ export function toMutation(event: QueueEvent, identityCache: Map<string, string[
     identity = JSON.parse(event.identity) as string[];
     identityCache.set(event.identity, identity);
   }
-  const rows = JSON.parse(event.data) as { old?: Row; new?: Row };
-  return {
-    id: BigInt(event.id),
-    schema: event.schema,
-    table: event.table,
-    operation: event.type as Operation,
+  return new CapturedMutation(
+    BigInt(event.id),
+    event.schema,
+    event.table,
+    event.type as Operation,
     identity,
-    old: rows.old ?? null,
-    new: rows.new ?? null,
-    transaction: BigInt(event.txid),
-    time: toTimestamp(event.time),
-  };
+    event.data,
+    BigInt(event.txid),
+    toTimestamp(event.time),
+  );
 }
 
 /**

@@ -45,18 +45,45 @@ export function parseInt64Text(v: unknown, kind: Int64Kind, path: string, fail: 
   return checkInt64(BigInt(v), kind, path, fail);
 }
 
+/**
+ * Remembers the last two values that passed a check. A relay encodes every message
+ * with the same publisher and node, and with a header timestamp that changes once per
+ * millisecond, so most checks of those fields become one string comparison.
+ */
+class RecentlyValid {
+  #a: string | undefined;
+  #b: string | undefined;
+
+  has(v: unknown): boolean {
+    return v === this.#a || v === this.#b;
+  }
+
+  add(v: string): void {
+    this.#b = this.#a;
+    this.#a = v;
+  }
+}
+
+const validUuids = new RecentlyValid();
+const validTimestamps = new RecentlyValid();
+
 /** Checks a canonical lowercase UUID string. */
 export function checkUuid(v: unknown, path: string, fail: Fail): string {
+  if (validUuids.has(v)) return v as string;
   if (typeof v !== "string" || !UUID.test(v)) {
     return fail(path, `expected a lowercase UUID, got ${describe(v)}`);
   }
+  validUuids.add(v);
   return v;
 }
 
 /** Checks a microsecond RFC 3339 UTC time string. */
 export function checkTimestamp(v: unknown, path: string, fail: Fail): string {
+  if (validTimestamps.has(v)) return v as string;
   const problem = timestampProblem(v);
-  return problem === undefined ? (v as string) : fail(path, problem);
+  if (problem !== undefined) return fail(path, problem);
+  validTimestamps.add(v as string);
+  return v as string;
 }
 
 /** Checks a string field. */

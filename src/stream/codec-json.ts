@@ -20,6 +20,7 @@ import {
   type Mutation,
   OPERATIONS,
   type Operation,
+  ROWS_JSON,
   type Row,
   type Snapshot,
   type Tick,
@@ -108,10 +109,17 @@ function encodeMutation(m: Mutation): string {
     if (i > 0) out += ",";
     out += JSON.stringify(identity[i]);
   }
-  out += '],"old":';
-  out += encodeRow(m.old, "mutation.old");
-  out += ',"new":';
-  out += encodeRow(m.new, "mutation.new");
+  const rows = m[ROWS_JSON];
+  if (rows !== undefined) {
+    // The capture trigger's JSON, already in this codec's mapping: copied, not re-encoded.
+    out += "],";
+    out += rows;
+  } else {
+    out += '],"old":';
+    out += encodeRow(m.old, "mutation.old");
+    out += ',"new":';
+    out += encodeRow(m.new, "mutation.new");
+  }
   out += ',"transaction":"';
   out += checkInt64(m.transaction, "uint64", "mutation.transaction", encodeFail);
   out += '","time":"';

@@ -72,6 +72,15 @@ export interface Begin {
   end: Tick;
 }
 
+/**
+ * Key of an optional member of {@link Mutation}: its `old` and `new` rows as JSON text,
+ * the two members of an object (`"old": …, "new": …`), in the JSON codec's value
+ * mapping. The relay sets it from the capture trigger's own JSON so that the JSON codec
+ * copies the rows instead of serializing them again. Whoever sets it vouches that it
+ * says exactly what `old` and `new` say.
+ */
+export const ROWS_JSON: unique symbol = Symbol("pgshovel.rowsJson");
+
 /** One captured row change. */
 export interface Mutation {
   /** The PgQ event id. */
@@ -92,6 +101,8 @@ export interface Mutation {
   transaction: bigint;
   /** When the change was captured. */
   time: Timestamp;
+  /** The rows as JSON text, when the producer of the mutation has it (see {@link ROWS_JSON}). */
+  readonly [ROWS_JSON]?: string;
 }
 
 /** The body of a message: exactly one of begin, mutation, commit, rollback. */

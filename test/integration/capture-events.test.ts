@@ -69,8 +69,8 @@ describe("capture: events", () => {
           assert.deepEqual(
             events.map((e) => [e.type, e.data]),
             [
-              ["INSERT", { new: { id: 1, owner: "ann", balance: "10.50" } }],
-              ["INSERT", { new: { id: 2, owner: null, balance: "0" } }],
+              ["INSERT", { old: null, new: { id: 1, owner: "ann", balance: "10.50" } }],
+              ["INSERT", { old: null, new: { id: 2, owner: null, balance: "0" } }],
               [
                 "UPDATE",
                 {
@@ -85,7 +85,7 @@ describe("capture: events", () => {
                   new: { id: 3, owner: "ann", balance: "11" },
                 },
               ],
-              ["DELETE", { old: { id: 2, owner: null, balance: "0" } }],
+              ["DELETE", { old: { id: 2, owner: null, balance: "0" }, new: null }],
               ["TRUNCATE", {}],
             ],
           );
@@ -169,7 +169,10 @@ describe("capture: events", () => {
               "INSERT",
               ["region", "seq"],
               "0",
-              { new: { region: "eu", seq: "9007199254740993", amount: "1.5", memo: "m" } },
+              {
+                old: null,
+                new: { region: "eu", seq: "9007199254740993", amount: "1.5", memo: "m" },
+              },
             ],
             [
               "UPDATE",

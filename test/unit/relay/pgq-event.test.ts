@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { parseSnapshot, toTimestamp } from "../../../src/relay/pgq-source.js";
 import { toMutation } from "../../../src/relay/relay.js";
+import { decodeJson, encodeJson } from "../../../src/stream/codec-json.js";
+import { type Message, type Mutation, ROWS_JSON } from "../../../src/stream/types.js";
 
 describe("PgQ rows to stream values", () => {
   test("timestamps keep their microseconds, padded to six digits", () => {
@@ -39,7 +41,7 @@ describe("PgQ rows to stream values", () => {
       identity: '["id"]',
     };
     const mutation = toMutation(event, cache);
-    assert.deepEqual(mutation, {
+    assert.deepEqual(plain(mutation), {
       id: 42n,
       schema: "public",
       table: "t",
@@ -57,4 +59,90 @@ describe("PgQ rows to stream values", () => {
     );
     assert.throws(() => toMutation({ ...event, type: "UPSERT" }, cache), /unknown type "UPSERT"/);
   });
+
+  test("the JSON codec copies the trigger's row text, and the result decodes like an encoded copy", () => {
+    const cache = new Map<string, string[]>();
+    const base = {
+      id: "7",
+      time: "2026-11-24 03:45:27.5+00",
+      txid: "12",
+      schema: "public",
+      table: "t",
+      configVersion: "1",
+      identity: '["id"]',
+    };
+    const events = [
+      { type: "INSERT", data: '{"old" : null, "new" : {"id" : 1, "t" : "a\\nb \\"q\\" é 😀"}}' },
+      {
+        type: "UPDATE",
+        data: '{"old" : {"id" : 1, "n" : "1.50"}, "new" : {"id" : 1, "n" : "2.00", "b" : true}}',
+      },
+      { type: "DELETE", data: '{"old" : {"id" : 1, "j" : "null", "x" : null}, "new" : null}' },
+      // Wide tables are built with jsonb, which spaces its text differently.
+      { type: "INSERT", data: '{"old" : null, "new" : {"a": 1, "bb": "x"}}' },
+    ];
+    for (const { type, data } of events) {
+      const mutation = toMutation({ ...base, type, data }, cache);
+      assert.equal(mutation[ROWS_JSON], data.slice(1, -1), `${type}: the text is kept`);
+      const line = encodeJson(message(mutation));
+      assert.ok(line.includes(data.slice(1, -1)), `${type}: the text is copied into the line`);
+      assert.deepEqual(decodeJson(line), decodeJson(encodeJson(message(plain(mutation)))));
+    }
+  });
+
+  test("events without both row members, and changed rows, are encoded from the rows", () => {
+    const cache = new Map<string, string[]>();
+    const event = {
+      id: "7",
+      time: "2026-11-24 03:45:27.5+00",
+      txid: "12",
+      type: "INSERT",
+      data: '{"new":{"id":1}}',
+      schema: "public",
+      table: "t",
+      configVersion: "1",
+      identity: '["id"]',
+    };
+    const older = toMutation(event, cache);
+    assert.equal(older[ROWS_JSON], undefined);
+    assert.deepEqual(older.new, { id: 1 });
+    assert.equal(older.old, null);
+    const truncate = toMutation({ ...event, type: "TRUNCATE", data: "{}" }, cache);
+    assert.equal(truncate[ROWS_JSON], undefined);
+    assert.equal(truncate.old, null);
+
+    const edited = toMutation({ ...event, data: '{"old" : null, "new" : {"id" : 1}}' }, cache);
+    edited.new = { id: 2 };
+    assert.equal(edited[ROWS_JSON], undefined, "a changed row drops the copied text");
+    const decoded = decodeJson(encodeJson(message(edited)));
+    assert.equal(decoded.body.kind, "mutation");
+    if (decoded.body.kind === "mutation") assert.deepEqual(decoded.body.mutation.new, { id: 2 });
+  });
 });
+
+/** The mutation's fields as a plain object (what a decoder would give back). */
+function plain(m: Mutation): Mutation {
+  return {
+    id: m.id,
+    schema: m.schema,
+    table: m.table,
+    operation: m.operation,
+    identity: m.identity,
+    old: m.old,
+    new: m.new,
+    transaction: m.transaction,
+    time: m.time,
+  };
+}
+
+function message(mutation: Mutation): Message {
+  return {
+    header: {
+      publisher: "4b0d5f0e-6a36-4c8f-9a57-2f1d6c2a9b10",
+      sequence: 1n,
+      timestamp: "2026-11-24T03:45:27.500000Z",
+    },
+    batch: { node: "0f7e2a43-8a1b-4c9e-b5d2-7c3e1f9a6b24", id: 3n },
+    body: { kind: "mutation", mutation },
+  };
+}
