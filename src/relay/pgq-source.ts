@@ -1,3 +1,4 @@
+import { setImmediate as setImmediatePromise } from "node:timers/promises";
 import pg from "pg";
 import { dbNames, ident } from "../config/names.js";
 import { hidePassword } from "../config/set-config.js";
@@ -67,6 +68,8 @@ const CURSOR = "pgshovel_batch";
 const FETCH_BYTES = 8 << 20;
 const MIN_FETCH = 16;
 const FIRST_FETCH = 256;
+/** Rows handed out between two turns of the event loop. */
+const YIELD_EVERY = 500;
 
 /** A set's PgQ queue as seen by one consumer: next batch, its events, finish. */
 export class PgqSource {
@@ -241,7 +244,12 @@ export class PgqSource {
         if (more) resize(batch.rows);
         next = more ? fetchMore() : undefined;
         next?.catch(() => {});
-        for (const row of batch.rows) {
+        for (let i = 0; i < batch.rows.length; i++) {
+          // Handing out a fetch's rows is a run of microtasks that keeps the event loop from
+          // reading the socket: PostgreSQL, producing the next fetch, stalls on a full
+          // socket. A turn of the event loop now and then lets both sides work at once.
+          if (i % YIELD_EVERY === YIELD_EVERY - 1) await setImmediatePromise();
+          const row = batch.rows[i]!;
           yield {
             id: row.ev_id!,
             time: row.ev_time!,
