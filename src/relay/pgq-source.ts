@@ -13,17 +13,28 @@ export interface BatchInfo {
   endTickId: bigint;
 }
 
-/** One event row of a batch, as PgQ stores it. */
+/**
+ * One event row of a batch, with PgQ's column names (a FETCH returns them so;
+ * keeping them spares a copy per event). What the capture trigger puts in each
+ * column: src/capture/sql.ts.
+ */
 export interface QueueEvent {
-  id: string;
-  time: string;
-  txid: string;
-  type: string;
-  data: string;
-  schema: string;
-  table: string;
-  configVersion: string;
-  identity: string;
+  ev_id: string;
+  /** timestamptz as PostgreSQL prints it. */
+  ev_time: string;
+  ev_txid: string;
+  /** The operation. */
+  ev_type: string;
+  /** `{"old" : row, "new" : row}` as JSON text. */
+  ev_data: string;
+  /** The table's schema. */
+  ev_extra1: string;
+  /** The table's name. */
+  ev_extra2: string;
+  /** The set's configuration version. */
+  ev_extra3: string;
+  /** The identity column names as a JSON array. */
+  ev_extra4: string;
 }
 
 /** Consumer lag and backlog as PgQ reports them. */
@@ -201,16 +212,15 @@ export class PgqSource {
 
   /**
    * The batch's events in event order, fetched through a cursor `fetchSize`
-   * rows at a time so that memory stays flat whatever the batch's size.
+   * rows at a time so that memory stays flat whatever the batch's size, and
+   * handed out in runs of at most {@link YIELD_EVERY} rows.
    */
-  async *events(batchId: bigint, fetchSize: number): AsyncGenerator<QueueEvent> {
+  async *events(batchId: bigint, fetchSize: number): AsyncGenerator<QueueEvent[]> {
     const db = this.db;
     const doing = `reading batch ${batchId}`;
     await query(db, "BEGIN", [], doing);
     let done = false;
     try {
-      const columns = `ev_id::text AS id, ev_time AS time, ev_txid::text AS txid, ev_type AS type, ev_data AS data,
-                       ev_extra1 AS schema, ev_extra2 AS "table", ev_extra3 AS "configVersion", ev_extra4 AS identity`;
       // get_batch_cursor returns up to quick_limit rows at once; fewer means the batch is
       // complete. Later FETCHes take `fetchSize` rows, fewer when rows are wide, so that
       // each stays near FETCH_BYTES and memory stays flat whatever the rows hold. The
@@ -219,49 +229,36 @@ export class PgqSource {
       const firstSize = Math.min(fetchSize, FIRST_FETCH);
       const first = await query<QueueEvent>(
         db,
-        `SELECT ${columns} FROM pgq.get_batch_cursor($1, '${CURSOR}', $2)`,
+        `SELECT ev_id, ev_time, ev_txid, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4
+           FROM pgq.get_batch_cursor($1, '${CURSOR}', $2)`,
         [batchId.toString(), firstSize],
         doing,
       );
       let size = fetchSize;
-      const fetchMore = () =>
-        query<Record<string, string>>(db, `FETCH ${size} FROM ${CURSOR}`, [], doing);
-      const resize = (rows: { data?: string; ev_data?: string }[]) => {
+      const fetchMore = () => query<QueueEvent>(db, `FETCH ${size} FROM ${CURSOR}`, [], doing);
+      const resize = (rows: QueueEvent[]) => {
         let bytes = 0;
-        for (const row of rows) bytes += (row.data ?? row.ev_data ?? "").length;
+        for (const row of rows) bytes += row.ev_data.length;
         const perRow = Math.max(1, bytes / Math.max(1, rows.length));
         size = Math.max(MIN_FETCH, Math.min(fetchSize, Math.floor(FETCH_BYTES / perRow)));
       };
-      let more = first.rows.length >= firstSize;
-      if (more) resize(first.rows);
-      let next = more ? fetchMore() : undefined;
-      next?.catch(() => {});
-      yield* first.rows;
-      while (next) {
+      let rows = first.rows;
+      let more = rows.length >= firstSize;
+      for (;;) {
+        if (more) resize(rows);
         const asked = size;
-        const batch = await next;
-        more = batch.rows.length >= asked;
-        if (more) resize(batch.rows);
-        next = more ? fetchMore() : undefined;
+        const next = more ? fetchMore() : undefined;
         next?.catch(() => {});
-        for (let i = 0; i < batch.rows.length; i++) {
-          // Handing out a fetch's rows is a run of microtasks that keeps the event loop from
-          // reading the socket: PostgreSQL, producing the next fetch, stalls on a full
-          // socket. A turn of the event loop now and then lets both sides work at once.
-          if (i % YIELD_EVERY === YIELD_EVERY - 1) await setImmediatePromise();
-          const row = batch.rows[i]!;
-          yield {
-            id: row.ev_id!,
-            time: row.ev_time!,
-            txid: row.ev_txid!,
-            type: row.ev_type!,
-            data: row.ev_data!,
-            schema: row.ev_extra1!,
-            table: row.ev_extra2!,
-            configVersion: row.ev_extra3!,
-            identity: row.ev_extra4!,
-          };
+        for (let i = 0; i < rows.length; i += YIELD_EVERY) {
+          // Handing out rows is a run of microtasks that keeps the event loop from reading
+          // the socket: PostgreSQL, producing the next fetch, would stall on a full socket.
+          // A turn of the event loop between runs lets both sides work at once.
+          if (i > 0) await setImmediatePromise();
+          yield rows.length <= YIELD_EVERY ? rows : rows.slice(i, i + YIELD_EVERY);
         }
+        if (!next) break;
+        rows = (await next).rows;
+        more = rows.length >= asked;
       }
       done = true;
     } finally {

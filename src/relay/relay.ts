@@ -126,26 +126,27 @@ class CapturedMutation implements Mutation {
 
 /** Turns a PgQ event written by the capture trigger into a stream mutation. */
 export function toMutation(event: QueueEvent, identityCache: Map<string, string[]>): Mutation {
-  if (!OPERATIONS.has(event.type)) {
+  const operation = event.ev_type;
+  if (!OPERATIONS.has(operation)) {
     throw new PgshovelError(
       "INTERNAL",
-      `event ${event.id} has unknown type ${JSON.stringify(event.type)}`,
+      `event ${event.ev_id} has unknown type ${JSON.stringify(operation)}`,
     );
   }
-  let identity = identityCache.get(event.identity);
+  let identity = identityCache.get(event.ev_extra4);
   if (!identity) {
-    identity = JSON.parse(event.identity) as string[];
-    identityCache.set(event.identity, identity);
+    identity = JSON.parse(event.ev_extra4) as string[];
+    identityCache.set(event.ev_extra4, identity);
   }
   return new CapturedMutation(
-    BigInt(event.id),
-    event.schema,
-    event.table,
-    event.type as Operation,
+    BigInt(event.ev_id),
+    event.ev_extra1,
+    event.ev_extra2,
+    operation as Operation,
     identity,
-    event.data,
-    BigInt(event.txid),
-    toTimestamp(event.time),
+    event.ev_data,
+    BigInt(event.ev_txid),
+    toTimestamp(event.ev_time),
   );
 }
 
@@ -420,18 +421,22 @@ export class Relay {
     const relay = this;
     async function* messages(): AsyncGenerator<Message> {
       yield relay.message(ref, { kind: "begin", begin: ticks });
-      for await (const event of source.events(batch.id, relay.options.fetchSize)) {
-        if (signal.aborted) throw new PgshovelError("INTERNAL", "stopping", { retryable: false });
-        if (!follower.isConnected) {
-          throw new PgshovelError("ZOOKEEPER_UNAVAILABLE", "ZooKeeper connection lost mid-batch", {
-            retryable: true,
+      for await (const events of source.events(batch.id, relay.options.fetchSize)) {
+        for (const event of events) {
+          if (signal.aborted) throw new PgshovelError("INTERNAL", "stopping", { retryable: false });
+          if (!follower.isConnected) {
+            throw new PgshovelError(
+              "ZOOKEEPER_UNAVAILABLE",
+              "ZooKeeper connection lost mid-batch",
+              { retryable: true },
+            );
+          }
+          count++;
+          yield relay.message(ref, {
+            kind: "mutation",
+            mutation: toMutation(event, relay.identityCache),
           });
         }
-        count++;
-        yield relay.message(ref, {
-          kind: "mutation",
-          mutation: toMutation(event, relay.identityCache),
-        });
       }
       yield relay.message(ref, { kind: "commit" });
     }

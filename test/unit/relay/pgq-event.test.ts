@@ -30,15 +30,16 @@ describe("PgQ rows to stream values", () => {
   test("a capture event becomes a mutation with exact values", () => {
     const cache = new Map<string, string[]>();
     const event = {
-      id: "42",
-      time: "2026-11-24 03:45:27.5+00",
-      txid: "9007199254740993",
-      type: "UPDATE",
-      data: '{"old" : {"id" : 1, "big" : "9223372036854775807", "doc" : "null", "gone" : null}, "new" : {"id" : 2, "big" : "1", "doc" : null, "gone" : null}}',
-      schema: "public",
-      table: "t",
-      configVersion: "3",
-      identity: '["id"]',
+      ev_id: "42",
+      ev_time: "2026-11-24 03:45:27.5+00",
+      ev_txid: "9007199254740993",
+      ev_type: "UPDATE",
+      ev_data:
+        '{"old" : {"id" : 1, "big" : "9223372036854775807", "doc" : "null", "gone" : null}, "new" : {"id" : 2, "big" : "1", "doc" : null, "gone" : null}}',
+      ev_extra1: "public",
+      ev_extra2: "t",
+      ev_extra3: "3",
+      ev_extra4: '["id"]',
     };
     const mutation = toMutation(event, cache);
     assert.deepEqual(plain(mutation), {
@@ -53,23 +54,26 @@ describe("PgQ rows to stream values", () => {
       time: "2026-11-24T03:45:27.500000Z",
     });
     assert.equal(
-      toMutation({ ...event, type: "DELETE", data: '{"old":{"id":1}}' }, cache).identity,
+      toMutation({ ...event, ev_type: "DELETE", ev_data: '{"old":{"id":1}}' }, cache).identity,
       mutation.identity,
       "identity lists are shared",
     );
-    assert.throws(() => toMutation({ ...event, type: "UPSERT" }, cache), /unknown type "UPSERT"/);
+    assert.throws(
+      () => toMutation({ ...event, ev_type: "UPSERT" }, cache),
+      /unknown type "UPSERT"/,
+    );
   });
 
   test("the JSON codec copies the trigger's row text, and the result decodes like an encoded copy", () => {
     const cache = new Map<string, string[]>();
     const base = {
-      id: "7",
-      time: "2026-11-24 03:45:27.5+00",
-      txid: "12",
-      schema: "public",
-      table: "t",
-      configVersion: "1",
-      identity: '["id"]',
+      ev_id: "7",
+      ev_time: "2026-11-24 03:45:27.5+00",
+      ev_txid: "12",
+      ev_extra1: "public",
+      ev_extra2: "t",
+      ev_extra3: "1",
+      ev_extra4: '["id"]',
     };
     const events = [
       { type: "INSERT", data: '{"old" : null, "new" : {"id" : 1, "t" : "a\\nb \\"q\\" é 😀"}}' },
@@ -82,7 +86,7 @@ describe("PgQ rows to stream values", () => {
       { type: "INSERT", data: '{"old" : null, "new" : {"a": 1, "bb": "x"}}' },
     ];
     for (const { type, data } of events) {
-      const mutation = toMutation({ ...base, type, data }, cache);
+      const mutation = toMutation({ ...base, ev_type: type, ev_data: data }, cache);
       assert.equal(mutation[ROWS_JSON], data.slice(1, -1), `${type}: the text is kept`);
       const line = encodeJson(message(mutation));
       assert.ok(line.includes(data.slice(1, -1)), `${type}: the text is copied into the line`);
@@ -93,25 +97,25 @@ describe("PgQ rows to stream values", () => {
   test("events without both row members, and changed rows, are encoded from the rows", () => {
     const cache = new Map<string, string[]>();
     const event = {
-      id: "7",
-      time: "2026-11-24 03:45:27.5+00",
-      txid: "12",
-      type: "INSERT",
-      data: '{"new":{"id":1}}',
-      schema: "public",
-      table: "t",
-      configVersion: "1",
-      identity: '["id"]',
+      ev_id: "7",
+      ev_time: "2026-11-24 03:45:27.5+00",
+      ev_txid: "12",
+      ev_type: "INSERT",
+      ev_data: '{"new":{"id":1}}',
+      ev_extra1: "public",
+      ev_extra2: "t",
+      ev_extra3: "1",
+      ev_extra4: '["id"]',
     };
     const older = toMutation(event, cache);
     assert.equal(older[ROWS_JSON], undefined);
     assert.deepEqual(older.new, { id: 1 });
     assert.equal(older.old, null);
-    const truncate = toMutation({ ...event, type: "TRUNCATE", data: "{}" }, cache);
+    const truncate = toMutation({ ...event, ev_type: "TRUNCATE", ev_data: "{}" }, cache);
     assert.equal(truncate[ROWS_JSON], undefined);
     assert.equal(truncate.old, null);
 
-    const edited = toMutation({ ...event, data: '{"old" : null, "new" : {"id" : 1}}' }, cache);
+    const edited = toMutation({ ...event, ev_data: '{"old" : null, "new" : {"id" : 1}}' }, cache);
     edited.new = { id: 2 };
     assert.equal(edited[ROWS_JSON], undefined, "a changed row drops the copied text");
     const decoded = decodeJson(encodeJson(message(edited)));
