@@ -150,7 +150,7 @@ describe("administration: normal paths (library API)", () => {
       const events = await readEvents(db, queue);
       assert.deepEqual(
         events.map((e) => [e.type, e.table, e.configVersion, e.data]),
-        [["INSERT", "orders", "2", { new: { id: "7", total: "99.5" } }]],
+        [["INSERT", "orders", "2", { old: null, new: { id: "7", total: "99.5" } }]],
       );
       assert.equal((await inspectSet(f.ctx, "s1")).version, 2);
     });
