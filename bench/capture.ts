@@ -5,8 +5,10 @@
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import pg from "pg";
 import { dbNames, ident } from "../src/config/names.js";
-import type { TestDatabase } from "../test/support/postgres.js";
+import type { PgServer, TestDatabase } from "../test/support/postgres.js";
+import { startPrivatePostgres } from "../test/support/private-services.js";
 import { type FigureResult, fmt, target } from "./report.js";
 import { createBenchSet } from "./stack.js";
 import { median, round } from "./stats.js";
@@ -26,6 +28,11 @@ export interface CaptureOptions {
   seconds: number;
   clients: number;
   rounds: number;
+  /**
+   * Measure on a private PostgreSQL with durable commits (fsync and synchronous_commit
+   * on, as on a production primary) instead of the development stack, which has both off.
+   */
+  durable?: boolean;
   log: (line: string) => void;
 }
 
@@ -53,7 +60,27 @@ async function useMode(db: TestDatabase, cluster: string, mode: Mode): Promise<v
 
 /** Runs the capture overhead figure. */
 export async function runCapture(options: CaptureOptions): Promise<FigureResult> {
+  if (!options.durable) return measureCapture(options);
+  const server = await startPrivatePostgres();
+  try {
+    const admin = new pg.Client({ connectionString: server.dsn() });
+    await admin.connect();
+    try {
+      await admin.query("ALTER SYSTEM SET fsync = on");
+      await admin.query("ALTER SYSTEM SET synchronous_commit = on");
+      await admin.query("SELECT pg_reload_conf()");
+    } finally {
+      await admin.end();
+    }
+    return await measureCapture(options, server.server);
+  } finally {
+    await server.destroy();
+  }
+}
+
+async function measureCapture(options: CaptureOptions, server?: PgServer): Promise<FigureResult> {
   const fixture = await createBenchSet({
+    ...(server ? { server } : {}),
     prefix: "bench_capture",
     tables: TABLES,
     prepare: async (db) => {
@@ -93,7 +120,9 @@ export async function runCapture(options: CaptureOptions): Promise<FigureResult>
         const value = Number(match[1]);
         tps[mode].push(value);
         runs.push({ round, mode, tps: value });
-        options.log(`capture round ${round + 1}/${options.rounds} ${mode}: ${fmt(value)} TPS`);
+        options.log(
+          `capture${options.durable ? " (durable)" : ""} round ${round + 1}/${options.rounds} ${mode}: ${fmt(value)} TPS`,
+        );
       }
     }
     const none = median(tps.none);
@@ -102,10 +131,17 @@ export async function runCapture(options: CaptureOptions): Promise<FigureResult>
     const ratio = ours / none;
     const jsontrigaRatio = jsontriga / none;
     const checks = [target("pgshovel TPS / no-trigger TPS", round(ratio, 3), ">=", 0.85)];
-    const how = `pgbench tpcb-like, -c ${options.clients}, ${options.seconds} s, scale 1, median of ${options.rounds}`;
+    const settings = await fixture.db.query<{ fsync: string; sync: string }>(
+      "SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sync",
+    );
+    const durability = `fsync ${settings[0]!.fsync}, synchronous_commit ${settings[0]!.sync}`;
+    if (options.durable && (settings[0]!.fsync !== "on" || settings[0]!.sync !== "on"))
+      throw new Error(`the durable capture figure runs with ${durability}`);
+    const how = `pgbench tpcb-like, -c ${options.clients}, ${options.seconds} s, scale 1, ${durability}, median of ${options.rounds}`;
+    const label = options.durable ? "capture overhead, durable commits" : "capture overhead";
     return {
-      id: "capture",
-      title: "capture overhead",
+      id: options.durable ? "capture-durable" : "capture",
+      title: label,
       measuredAt: new Date().toISOString(),
       parameters: {
         ...options,
@@ -113,6 +149,7 @@ export async function runCapture(options: CaptureOptions): Promise<FigureResult>
         scale: 1,
         builtin: "tpcb-like",
         vacuum: "-v before each run",
+        durability,
       },
       values: {
         tpsNoTriggers: round(none, 1),
@@ -124,7 +161,7 @@ export async function runCapture(options: CaptureOptions): Promise<FigureResult>
       targets: checks,
       rows: [
         {
-          figure: `capture overhead, pgshovel triggers (${how})`,
+          figure: `${label}, pgshovel triggers (${how})`,
           measured: `${fmt(ours)} TPS`,
           baseline: `${fmt(none)} TPS without triggers`,
           ratio: ratio.toFixed(2),
@@ -132,7 +169,7 @@ export async function runCapture(options: CaptureOptions): Promise<FigureResult>
           met: checks[0]!.met,
         },
         {
-          figure: "capture overhead, `pgq.jsontriga` (reference)",
+          figure: `${label}, \`pgq.jsontriga\` (reference)`,
           measured: `${fmt(jsontriga)} TPS`,
           baseline: `${fmt(none)} TPS without triggers`,
           ratio: jsontrigaRatio.toFixed(2),

@@ -7,7 +7,14 @@ import { readFile, writeFile } from "node:fs/promises";
 import type { MachineInfo } from "./machine.js";
 
 /** The figures the suite measures, in table order. */
-export const FIGURE_IDS = ["capture", "file", "kafka", "latency", "memory"] as const;
+export const FIGURE_IDS = [
+  "capture",
+  "capture-durable",
+  "file",
+  "kafka",
+  "latency",
+  "memory",
+] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
 
 /** One target of a figure and whether this run met it. */

@@ -95,6 +95,17 @@ async function main(): Promise<void> {
       }),
     );
   }
+  if (figures.has("capture-durable")) {
+    results.push(
+      await runCapture({
+        seconds: quick ? 2 : 10,
+        clients: 2,
+        rounds: options.runs ?? (quick ? 1 : 3),
+        durable: true,
+        log,
+      }),
+    );
+  }
   const sinks = (["file", "kafka"] as const).filter((s) => figures.has(s));
   if (sinks.length > 0) {
     results.push(

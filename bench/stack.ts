@@ -14,7 +14,7 @@ import { ZooKeeper } from "../src/cluster/zookeeper.js";
 import { dbNames } from "../src/config/names.js";
 import { silentLogger } from "../src/log.js";
 import { repoRoot, stackEnv, uniqueName } from "../test/support/env.js";
-import { createTestDatabase, type TestDatabase } from "../test/support/postgres.js";
+import { createTestDatabase, type PgServer, type TestDatabase } from "../test/support/postgres.js";
 
 /** A database holding `tables`, captured by set "s" of a fresh cluster. */
 export interface BenchSet {
@@ -31,8 +31,13 @@ export async function createBenchSet(options: {
   prefix: string;
   prepare: (db: TestDatabase) => Promise<void>;
   tables: string[];
+  /** Another PostgreSQL than the local stack's (a private instance). */
+  server?: PgServer;
 }): Promise<BenchSet> {
-  const db = await createTestDatabase(options.prefix);
+  const db = await createTestDatabase(
+    options.prefix,
+    options.server ? { server: options.server } : {},
+  );
   const zkHosts = stackEnv().zookeeperHosts;
   let zk: ZooKeeper | undefined;
   const cluster = uniqueName("b").slice(0, 16);
