@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import type { ZooKeeper } from "../cluster/zookeeper.js";
 import { hidePassword } from "../config/set-config.js";
-import { describeError, PgshovelError } from "../errors.js";
+import { describeError, isPgshovelError, PgshovelError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Sink } from "../sinks/sink.js";
 import { timestampFromDate } from "../stream/timestamp.js";
@@ -42,9 +42,10 @@ export interface RelayOptions {
   /** Whether to wait for leadership (one active relay per set and consumer). */
   elect: boolean;
   /**
-   * Opens a new ZooKeeper session. With it, a relay whose session expired stops
-   * publishing, opens a new session (giving up after `maxZooKeeperPauseMs`),
-   * stands for leadership again and carries on; without it, expiry ends the run.
+   * Opens a new ZooKeeper session. With it, a relay whose session expired, or whose
+   * Kafka producer was fenced by a newer one, stops publishing, opens a new session
+   * (giving up after `maxZooKeeperPauseMs`), stands for leadership again and carries
+   * on; without it, either ends the run with an error.
    * The relay closes the sessions it replaces; {@link Relay.zookeeper} is the current one.
    */
   reconnect?: () => Promise<ZooKeeper>;
@@ -69,6 +70,9 @@ export interface RelayDiagnostics {
 }
 
 const OPERATIONS = new Set<string>(["INSERT", "UPDATE", "DELETE", "TRUNCATE"]);
+
+/** A session renewal this long after the previous one starts without waiting. */
+const RENEWAL_QUIET_MS = 30_000;
 
 /** What the capture trigger writes into ev_data: `{"old" : …, "new" : …}`, both members always. */
 const ROWS_PREFIX = '{"old" : ';
@@ -167,6 +171,8 @@ export class Relay {
   private zk: ZooKeeper;
   private follower: SetFollower;
   private leadership: Leadership;
+  private lastRenewalAt = 0;
+  private renewalBackoff = 0;
 
   constructor(private readonly options: RelayOptions) {
     this.zk = options.zk;
@@ -216,9 +222,12 @@ export class Relay {
           await sink.open();
           return await this.loop(signal);
         } catch (error) {
+          // Either way another relay may lead now: an expired session lost our candidacy,
+          // and a fenced Kafka producer means a newer one took the transactional id.
           const expired = error instanceof SessionExpired || this.follower.hasExpired;
-          if (signal.aborted || !expired || !this.options.reconnect) throw error;
-          await this.renewSession(signal);
+          const fenced = isPgshovelError(error, "FENCED");
+          if (signal.aborted || !(expired || fenced) || !this.options.reconnect) throw error;
+          await this.renewSession(signal, expired ? "session-expired" : "fenced");
         }
       }
     } catch (error) {
@@ -234,21 +243,40 @@ export class Relay {
   }
 
   /**
-   * After the session expired: another relay may lead by now, so nothing is published
-   * until a new session wins the election again. The sink is closed (a Kafka producer
+   * After the session expired, or the sink was fenced: another relay may lead by now, so
+   * nothing is published until a new session wins the election again. The sink is closed (a Kafka producer
    * may have been fenced meanwhile) and opened again once this relay leads.
    */
-  private async renewSession(signal: AbortSignal): Promise<void> {
+  private async renewSession(
+    signal: AbortSignal,
+    why: "session-expired" | "fenced",
+  ): Promise<void> {
     const { logger, sink, maxZooKeeperPauseMs } = this.options;
     const reconnect = this.options.reconnect!;
     logger.warn(
       { hosts: this.zk.hosts },
-      "the ZooKeeper session expired: stopped publishing; opening a new session",
+      why === "fenced"
+        ? "fenced by a newer Kafka producer: stopped publishing; standing for election again in a new ZooKeeper session"
+        : "the ZooKeeper session expired: stopped publishing; opening a new session",
     );
     this.state = "renewing the ZooKeeper session";
     this.follower.close();
     this.zk.close();
     await sink.close().catch(() => {});
+    // Renewals in quick succession (two relays that keep fencing each other, say) back off.
+    const now = Date.now();
+    this.renewalBackoff =
+      now - this.lastRenewalAt < RENEWAL_QUIET_MS
+        ? Math.min(
+            Math.max(this.renewalBackoff * 2, this.options.retryInitialMs),
+            this.options.retryMaxMs,
+          )
+        : 0;
+    this.lastRenewalAt = now;
+    if (this.renewalBackoff > 0) {
+      logger.warn({ waitMs: this.renewalBackoff }, "renewed only a moment ago: waiting first");
+      await delay(this.renewalBackoff, undefined, { signal }).catch(() => {});
+    }
     const giveUpAt = Date.now() + maxZooKeeperPauseMs;
     let backoff = this.options.retryInitialMs;
     for (;;) {

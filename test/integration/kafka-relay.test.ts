@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { readStream } from "../../src/consumer/kafka.js";
+import { KafkaSink } from "../../src/sinks/kafka/index.js";
 import { StreamValidator } from "../../src/stream/consumer.js";
 import type { Message, Mutation } from "../../src/stream/types.js";
 import { repoRoot, stackEnv, uniqueName } from "../support/env.js";
@@ -238,6 +239,82 @@ describe("Kafka relay", () => {
     } finally {
       await stopRelay(a);
       assert.equal((await stopRelay(b)).code, 0, b.stderr());
+      await fixture.close();
+    }
+  });
+
+  test("a relay whose ZooKeeper session expired yields to the standby, then leads again with a new producer, exactly once", async () => {
+    const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
+    const topic = uniqueName("kr_expired");
+    const a = kafkaRelay(fixture, topic, brokers, ["--zookeeper-timeout", "4s"]);
+    await waitForLog(a, "leading");
+    const b = kafkaRelay(fixture, topic, brokers, ["--zookeeper-timeout", "4s"]);
+    const leading = (relay: RelayProcess) =>
+      relay.stderr().split("leading: this relay is the active one").length - 1;
+    try {
+      await waitForLog(b, "standing by");
+      await insertTransactions(fixture, 1, 2, 10);
+      await waitForTopicMutations(brokers, topic, 20);
+      // A frozen past its session timeout: B leads, and its producer fences A's.
+      a.child.kill("SIGSTOP");
+      await waitForLog(b, "leading", 60_000);
+      await insertTransactions(fixture, 21, 2, 10);
+      await waitForTopicMutations(brokers, topic, 40);
+      // Thawed, A opens a new session and stands by behind B.
+      a.child.kill("SIGCONT");
+      await waitForLog(a, "new ZooKeeper session open", 60_000);
+      await waitForLog(a, "standing by");
+      // B stops: A leads again and publishes with a producer of its own again.
+      assert.equal((await stopRelay(b)).code, 0, b.stderr());
+      await waitFor(() => leading(a) >= 2, {
+        timeoutMs: 30_000,
+        description: `relay A leading again (its stderr: ${a.stderr().slice(-2000)})`,
+      });
+      await insertTransactions(fixture, 41, 2, 10);
+      const mutations = exactlyOnce(await waitForTopicMutations(brokers, topic, 60, "protobuf", a));
+      assert.equal(mutations.length, 60);
+      assert.equal(a.child.exitCode, null, "A kept running");
+    } finally {
+      a.child.kill("SIGCONT");
+      assert.equal((await stopRelay(a)).code, 0, a.stderr());
+      await stopRelay(b);
+      await fixture.close();
+    }
+  });
+
+  test("a relay fenced by a newer producer stops, stands for election again and carries on exactly once", async () => {
+    const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
+    const topic = uniqueName("kr_fenced");
+    const relay = kafkaRelay(fixture, topic, brokers);
+    try {
+      await waitForLog(relay, "leading");
+      await insertTransactions(fixture, 1, 2, 10);
+      await waitForTopicMutations(brokers, topic, 20);
+      // A producer with the relay's transactional id (a zombie's successor) bumps the epoch.
+      const intruder = new KafkaSink({
+        brokers,
+        topic,
+        codec: "protobuf",
+        transactionalId: `pgshovel.${fixture.cluster}.${fixture.set}.pgshovel`,
+      });
+      await intruder.open();
+      await intruder.close();
+      await insertTransactions(fixture, 21, 2, 10);
+      await waitForLog(relay, "fenced by a newer Kafka producer");
+      await waitFor(
+        () => relay.stderr().split("leading: this relay is the active one").length - 1 >= 2,
+        {
+          timeoutMs: 30_000,
+          description: `the relay leading again (its stderr: ${relay.stderr().slice(-2000)})`,
+        },
+      );
+      const mutations = exactlyOnce(
+        await waitForTopicMutations(brokers, topic, 40, "protobuf", relay),
+      );
+      assert.equal(mutations.length, 40);
+      assert.equal(relay.child.exitCode, null, "the relay kept running");
+    } finally {
+      assert.equal((await stopRelay(relay)).code, 0, relay.stderr());
       await fixture.close();
     }
   });
