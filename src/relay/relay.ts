@@ -323,6 +323,7 @@ export class Relay {
     const { logger } = this.options;
     let backoff = this.options.retryInitialMs;
     let checkSink = true;
+    let version: number | undefined;
     while (!signal.aborted) {
       try {
         const state = await this.follower.confirmed(signal, this.options.maxZooKeeperPauseMs);
@@ -331,6 +332,7 @@ export class Relay {
           return { kind: "dropped" };
         }
         this.checkVersion(state);
+        version = state.version;
         const dsn = state.config.database.dsn;
         if (this.source && this.source.dsn !== dsn) {
           logger.info(
@@ -400,7 +402,15 @@ export class Relay {
       } catch (error) {
         this.currentBatch = null;
         if (signal.aborted) break;
-        if (!(error instanceof PgshovelError) || !error.retryable) throw error;
+        if (!(error instanceof PgshovelError) || !error.retryable) {
+          if (!(await this.configurationMoved(error, version, signal))) throw error;
+          // The set changed under the failed call (dropped, moved, tables changed): the
+          // next round follows the new configuration.
+          await this.source?.close();
+          this.source = undefined;
+          checkSink = true;
+          continue;
+        }
         logger.warn(
           { err: describeError(error), retryInMs: backoff },
           "recoverable failure: retrying",
@@ -416,6 +426,33 @@ export class Relay {
       }
     }
     return { kind: "stopped" };
+  }
+
+  /**
+   * Whether a database error may come from a configuration change that the watch has
+   * not delivered yet: `set drop` and `set update` commit in the database only after
+   * ZooKeeper, so a relay between the two can find its queue gone ("Not subscriber to
+   * queue") or a table's trigger replaced. ZooKeeper, read again, tells.
+   */
+  private async configurationMoved(
+    error: unknown,
+    version: number | undefined,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    if (!isPgshovelError(error, "DATABASE_ERROR") || version === undefined) return false;
+    this.follower.invalidate();
+    const state = await this.follower
+      .confirmed(signal, this.options.maxZooKeeperPauseMs)
+      .catch(() => undefined);
+    if (state === undefined) return false;
+    const moved = state.kind !== "active" || state.version !== version;
+    if (moved) {
+      this.options.logger.info(
+        { err: describeError(error) },
+        "a database error under a configuration that has changed since: following the new one",
+      );
+    }
+    return moved;
   }
 
   // Formatting a timestamp per message is measurable at 100k+ messages/s: once per millisecond is enough.

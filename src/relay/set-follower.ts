@@ -135,6 +135,11 @@ export class SetFollower {
     return this.state;
   }
 
+  /** Makes the next {@link confirmed} read ZooKeeper again, watch or no watch. */
+  invalidate(): void {
+    this.stale = true;
+  }
+
   /** Stops reacting to session events (the relay is closing the session itself). */
   close(): void {
     this.closed = true;

@@ -197,7 +197,7 @@ describe("relay to a file", () => {
 
       await dropSet(fixture.ctx, "s");
       const exit = await relay.exited;
-      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.deepEqual(exit, { code: 0, signal: null }, relay.stderr());
       assert.match(relay.stderr(), /set s was dropped/);
     } finally {
       await stopRelay(relay);
