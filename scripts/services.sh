@@ -537,12 +537,14 @@ logger.clients.level = WARN
 EOF
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
     if [ ! -s "$KAFKA_DIR/cluster.id" ]; then
-      # a random 16-byte UUID in Kafka's URL-safe base64 form
-      head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$KAFKA_DIR/cluster.id"
+      # A random 16-byte UUID in Kafka's URL-safe base64 form. One in 64 would start with
+      # "-", which reads as an option on a command line: its first character is replaced
+      # by "A" (another valid id), and the id is passed as --cluster-id=ID besides.
+      head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' | sed 's/^-/A/' >"$KAFKA_DIR/cluster.id"
     fi
     log "formatting Kafka storage (cluster id $(cat "$KAFKA_DIR/cluster.id"))"
     java -Xmx256m -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -cp "$KAFKA_LIB/*" \
-      kafka.tools.StorageTool format -t "$(cat "$KAFKA_DIR/cluster.id")" -c "$KAFKA_PROPS" \
+      kafka.tools.StorageTool format --cluster-id="$(cat "$KAFKA_DIR/cluster.id")" --config="$KAFKA_PROPS" \
       --ignore-formatted >>"$KAFKA_LOG" 2>&1 || die "kafka storage format failed; see $KAFKA_LOG"
   fi
   if [ -z "$(kafka_pid)" ]; then
