@@ -244,8 +244,9 @@ export class Relay {
 
   /**
    * After the session expired, or the sink was fenced: another relay may lead by now, so
-   * nothing is published until a new session wins the election again. The sink is closed (a Kafka producer
-   * may have been fenced meanwhile) and opened again once this relay leads.
+   * nothing is published until a new session wins the election again. The sink is closed
+   * (a Kafka producer may have been fenced meanwhile) and opened again once this relay
+   * leads.
    */
   private async renewSession(
     signal: AbortSignal,
