@@ -133,6 +133,11 @@ export class ZooKeeper {
     return new ZooKeeper(options.hosts, client, options.operationTimeoutMs);
   }
 
+  /** The session timeout the server granted, in milliseconds. */
+  get sessionTimeoutMs(): number {
+    return this.client.getSessionTimeout();
+  }
+
   /** The underlying client's events: "disconnected", "connected", "expired". */
   on(event: "connected" | "disconnected" | "expired", listener: () => void): void {
     this.client.on(event, listener);

@@ -7,6 +7,9 @@ import { PgshovelError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { SOFTWARE_VERSION } from "../version.js";
 
+/** How long past the session timeout a disconnected session is still waited for. */
+const EXPIRY_MARGIN_MS = 5_000;
+
 /** The ZooKeeper session ended: every ephemeral node of it (the relay's candidacy) is gone. */
 export class SessionExpired extends PgshovelError {
   constructor(hosts: string) {
@@ -35,6 +38,7 @@ export class SetFollower {
   private state: SetState | undefined;
   private stale = true;
   private connected = true;
+  private disconnectedAt = 0;
   private expired = false;
   private wake: (() => void) | undefined;
   private closed = false;
@@ -47,6 +51,7 @@ export class SetFollower {
   ) {
     zk.on("disconnected", () => {
       if (this.closed) return;
+      if (this.connected) this.disconnectedAt = Date.now();
       this.connected = false;
       this.logger.warn("lost the ZooKeeper connection: pausing until it is back");
       this.poke();
@@ -108,6 +113,15 @@ export class SetFollower {
     const pausedSince = Date.now();
     while (!this.connected && !this.expired) {
       if (signal.aborted) throw signal.reason;
+      // The server expires a session it has not heard from for the session timeout. A
+      // client cut off longer than that only learns it once it reconnects, and the
+      // client library may stay stuck in a connection attempt that never completes:
+      // past the timeout (and a margin) the session is given up here, and the relay
+      // opens a new one.
+      if (Date.now() - this.disconnectedAt > this.zk.sessionTimeoutMs + EXPIRY_MARGIN_MS) {
+        this.expired = true;
+        break;
+      }
       if (Date.now() - pausedSince > maxPauseMs) {
         throw new PgshovelError(
           "ZOOKEEPER_UNAVAILABLE",

@@ -135,8 +135,44 @@ describe("relay faults", () => {
       await waitForLog(relay, "pausing until it is back");
       await fixture.db.query("INSERT INTO t VALUES (2, 'while ZooKeeper is down')");
       await zk.start();
-      await waitForLog(relay, "resuming", 60_000);
+      // Back in the same session ("resuming"), or, when the relay had to give the session
+      // up (cut off past its timeout on a slow machine), in a new one.
+      await waitFor(() => /resuming|new ZooKeeper session open/.test(relay.stderr()), {
+        timeoutMs: 90_000,
+        get description() {
+          return `the relay resuming (its stderr: ${relay.stderr().slice(-2000)})`;
+        },
+      });
       const batches = await waitForMutations(path, 2);
+      assert.deepEqual(
+        batches.flatMap((b) => b.mutations).map((m) => m.new!.v),
+        ["before", "while ZooKeeper is down"],
+      );
+      assert.equal(relay.child.exitCode, null, "still running");
+    } finally {
+      assert.equal((await stopRelay(relay)).code, 0, relay.stderr());
+      await fixture.close();
+      await zk.destroy();
+    }
+  });
+
+  test("ZooKeeper down past the session timeout: the relay gives the session up, opens a new one when ZooKeeper is back, and carries on", async () => {
+    const zk = await startPrivateZooKeeper();
+    const fixture = await setupSet({ prepare: oneTable, tables: ["t"], zkHosts: zk.hosts });
+    const path = join(dir(), "zk-expiry.jsonl");
+    const relay = startRelay(fixture, ["--sink", `file:${path}`, "--zookeeper-timeout", "4s"]);
+    try {
+      await fixture.db.query("INSERT INTO t VALUES (1, 'before')");
+      await waitForMutations(path, 1);
+      await zk.stop();
+      await waitForLog(relay, "pausing until it is back");
+      // Nothing answers: past the 4 s session (and a margin) the relay gives the session up
+      // and keeps trying to open a new one, within --max-zookeeper-pause (60 s).
+      await waitForLog(relay, "the ZooKeeper session expired", 60_000);
+      await fixture.db.query("INSERT INTO t VALUES (2, 'while ZooKeeper is down')");
+      await zk.start();
+      await waitForLog(relay, "new ZooKeeper session open", 60_000);
+      const batches = await waitForMutations(path, 2, undefined, 60_000, relay);
       assert.deepEqual(
         batches.flatMap((b) => b.mutations).map((m) => m.new!.v),
         ["before", "while ZooKeeper is down"],
