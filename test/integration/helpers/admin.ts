@@ -220,6 +220,11 @@ export async function readEvents(
   queue: string,
   consumer = "test",
 ): Promise<CapturedEvent[]> {
+  // A tick taken now sees every transaction committed so far. A plain pgq.ticker may make
+  // none: a tick by pgqd while a change was in flight already counted its event, so the
+  // ticker sees no new events, though that tick's snapshot does not hold the change.
+  // force_tick advances the queue's event count so that the ticker ticks.
+  await db.query("SELECT pgq.force_tick($1)", [queue]);
   await db.query("SELECT pgq.ticker($1)", [queue]);
   const events: CapturedEvent[] = [];
   for (;;) {
