@@ -5,9 +5,10 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/protobuf-encode.js [MESSAGES] [ROUNDS]
  */
-import { encodeProtobuf, encodeProtobufReference } from "../src/stream/codec-protobuf.js";
+import { encodeProtobuf } from "../src/stream/codec-protobuf.js";
 import { timestampFromParts } from "../src/stream/timestamp.js";
 import type { Message, Mutation, Row } from "../src/stream/types.js";
+import { encodeProtobufReference } from "../test/support/protobuf-reference.js";
 
 const MESSAGES = Number(process.argv[2] ?? 200_000);
 const ROUNDS = Number(process.argv[3] ?? 3);

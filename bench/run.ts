@@ -85,23 +85,17 @@ async function main(): Promise<void> {
   const results: FigureResult[] = [];
   const { figures, quick } = options;
 
-  if (figures.has("capture")) {
+  for (const [id, durable] of [
+    ["capture", false],
+    ["capture-durable", true],
+  ] as const) {
+    if (!figures.has(id)) continue;
     results.push(
       await runCapture({
         seconds: quick ? 2 : 10,
         clients: 2,
         rounds: options.runs ?? (quick ? 1 : 3),
-        log,
-      }),
-    );
-  }
-  if (figures.has("capture-durable")) {
-    results.push(
-      await runCapture({
-        seconds: quick ? 2 : 10,
-        clients: 2,
-        rounds: options.runs ?? (quick ? 1 : 3),
-        durable: true,
+        durable,
         log,
       }),
     );

@@ -226,6 +226,16 @@ wait_exec() {
   done
 }
 
+# start_java PID_FILE LOG NEEDLE JAVA_ARGS...: starts a headless JVM in its own session,
+# detached, output appended to LOG; records its pid and waits until it has exec'd.
+start_java() {
+  local pid_file="$1" logfile="$2" needle="$3"
+  shift 3
+  (exec setsid java -Djava.awt.headless=true "$@" >>"$logfile" 2>&1 </dev/null 9>&-) &
+  echo $! >"$pid_file"
+  wait_exec "$(read_pid "$pid_file")" "$needle"
+}
+
 # wait_ready NAME LOG PIDFN PROBEFN [PORT]: polls until the service's own process (PIDFN)
 # listens on PORT and PROBEFN succeeds; fails fast when the process died
 wait_ready() {
@@ -457,12 +467,9 @@ EOF
   if [ -z "$(zk_pid)" ]; then
     require_port_free zookeeper "$ZK_PORT" "$ZK_LOG"
     log "starting zookeeper on 127.0.0.1:$ZK_PORT"
-    (exec setsid java -Xms64m -Xmx256m -Djava.awt.headless=true \
+    start_java "$ZK_PID" "$ZK_LOG" "$ZK_CFG" -Xms64m -Xmx256m \
       -Dzookeeper.admin.enableServer=false -Dorg.slf4j.simpleLogger.showDateTime=true -Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd\ HH:mm:ss.SSS \
-      -cp "$(zk_classpath)" org.apache.zookeeper.server.ZooKeeperServerMain "$ZK_CFG" \
-      >>"$ZK_LOG" 2>&1 </dev/null 9>&-) &
-    echo $! >"$ZK_PID"
-    wait_exec "$(read_pid "$ZK_PID")" "$ZK_CFG"
+      -cp "$(zk_classpath)" org.apache.zookeeper.server.ZooKeeperServerMain "$ZK_CFG"
   fi
   wait_ready zookeeper "$ZK_LOG" zk_pid zk_probe "$ZK_PORT"
 }
@@ -551,12 +558,9 @@ EOF
     require_port_free kafka "$KAFKA_PORT" "$KAFKA_LOG"
     require_port_free "kafka controller" "$KAFKA_CONTROLLER_PORT" "$KAFKA_LOG"
     log "starting kafka on 127.0.0.1:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT)"
-    (exec setsid java -Xms512m -Xmx512m -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-      -Djava.awt.headless=true -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
-      -Dkafka.logs.dir="$LOG_DIR" -cp "$KAFKA_LIB/*" kafka.Kafka "$KAFKA_PROPS" \
-      >>"$KAFKA_LOG" 2>&1 </dev/null 9>&-) &
-    echo $! >"$KAFKA_PID"
-    wait_exec "$(read_pid "$KAFKA_PID")" "$KAFKA_PROPS"
+    start_java "$KAFKA_PID" "$KAFKA_LOG" "$KAFKA_PROPS" -Xms512m -Xmx512m -server \
+      -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
+      -Dkafka.logs.dir="$LOG_DIR" -cp "$KAFKA_LIB/*" kafka.Kafka "$KAFKA_PROPS"
   fi
   wait_ready kafka "$KAFKA_LOG" kafka_pid kafka_probe "$KAFKA_PORT"
 }

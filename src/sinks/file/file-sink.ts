@@ -3,7 +3,6 @@ import { type FileHandle, open } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { PgshovelError } from "../../errors.js";
 import type { Codec } from "../../stream/codec.js";
-import { encodeJson } from "../../stream/codec-json.js";
 import { frameDelimited } from "../../stream/framing.js";
 import type { BatchRef, Message } from "../../stream/types.js";
 import type { Sink } from "../sink.js";
@@ -31,19 +30,23 @@ abstract class ByteStreamSink implements Sink {
   abstract close(): Promise<void>;
 
   async publishBatch(_batch: BatchRef, messages: AsyncIterable<Message>): Promise<void> {
-    if (this.codec.name === "json") await this.publishLines(messages);
+    const encodeText = this.codec.encodeText;
+    if (encodeText) await this.publishLines(messages, encodeText);
     else await this.publishFrames(messages);
     await this.sync();
   }
 
   /**
-   * JSON lines are gathered as text and turned into UTF-8 once per write: one
-   * conversion of a large string costs far less than one per message.
+   * Lines of a textual codec are gathered as text and turned into UTF-8 once per
+   * write: one conversion of a large string costs far less than one per message.
    */
-  private async publishLines(messages: AsyncIterable<Message>): Promise<void> {
+  private async publishLines(
+    messages: AsyncIterable<Message>,
+    encodeText: (message: Message) => string,
+  ): Promise<void> {
     let text = "";
     for await (const message of messages) {
-      text += encodeJson(message);
+      text += encodeText(message);
       text += "\n";
       // String length counts UTF-16 units: at most 3 bytes each, so a write stays near FLUSH_BYTES.
       if (text.length >= FLUSH_BYTES / 3) {

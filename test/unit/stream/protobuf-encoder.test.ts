@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { PgshovelError } from "../../../src/errors.js";
-import { encodeProtobufReference } from "../../../src/stream/codec-protobuf.js";
 import {
   type Body,
   decodeProtobuf,
@@ -13,9 +12,10 @@ import {
   timestampFromParts,
   type Value,
 } from "../../../src/stream/index.js";
+import { encodeProtobufReference } from "../../support/protobuf-reference.js";
 
 // The hand-written protobuf encoder must write exactly the bytes of the
-// create() + toBinary() encoder it replaced (kept as encodeProtobufReference):
+// create() + toBinary() encoder it replaced (test/support/protobuf-reference.ts):
 // the golden files pin a few messages, these tests pin everything else.
 
 const NODE = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
