@@ -124,3 +124,17 @@ export interface Message {
   /** What the message says. */
   body: Body;
 }
+
+/**
+ * Where a reader resumes after a message: the byte offset just past it in a file, the
+ * offset of the next Kafka record in a topic. Passed back as a reader's `from`, it
+ * continues with the message that followed; a consumer stores it with its own writes.
+ */
+export type StreamPosition = bigint;
+
+/** A message as a reader delivered it, with the position just after it. */
+export interface PositionedMessage {
+  message: Message;
+  /** Resume here to read what follows this message. */
+  next: StreamPosition;
+}
