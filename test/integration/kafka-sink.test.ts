@@ -270,7 +270,9 @@ describe("Kafka sink", { timeout: 180_000 }, () => {
     t.after(() => kafka.destroy());
     const topic = uniqueName("kafka_sink_restart");
     const sink = openSink(topic, { brokers: kafka.brokers });
-    await sink.open();
+    // A broker just started may still be loading its transaction coordinator
+    // (COORDINATOR_LOAD_IN_PROGRESS, retryable): open as the relay does, with retries.
+    await withRetry(() => sink.open(), { attempts: 30, initialDelayMs: 200, maxDelayMs: 1_000 });
     const publisher = new Publisher();
     let failures = 0;
     let restart: Promise<unknown> | undefined;
