@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type pg from "pg";
 import { readStream } from "../src/consumer/kafka.js";
-import { PartitionReader } from "../src/consumer/partition-reader.js";
+import { PartitionReader } from "../src/kafka/partition-reader.js";
 import { deleteTopic } from "../test/support/kafka.js";
 import {
   fillBacklog,

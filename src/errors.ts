@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   "KAFKA_ERROR", // the broker refused an operation
   "SINK_ERROR", // a file or stdout sink failed
   "DECODE_ERROR", // a stream message that does not decode
+  "POSITION_LOST", // a stream position the source no longer holds (retention removed it)
   "FENCED", // another relay took over
   "INTERNAL", // a bug: an invariant did not hold
 ] as const;

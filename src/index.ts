@@ -17,7 +17,7 @@ export {
 export type { AdminContext, TwoPhaseHooks } from "./cluster/context.js";
 export type { ClusterRecord } from "./cluster/records.js";
 export { ZooKeeper, type ZooKeeperOptions } from "./cluster/zookeeper.js";
-export { checkClusterName, checkSetName, dbNames, zkPaths } from "./config/names.js";
+export { checkClusterName, checkSetName, dbNames, kafkaNames, zkPaths } from "./config/names.js";
 export {
   hidePassword,
   parseSetConfig,
@@ -28,6 +28,7 @@ export {
 } from "./config/set-config.js";
 export * from "./consumer/index.js";
 export { ERROR_CODES, type ErrorCode, isPgshovelError, PgshovelError } from "./errors.js";
+export * from "./kafka/index.js";
 export { createLogger, type Logger, silentLogger } from "./log.js";
 export {
   Relay,

@@ -1,7 +1,11 @@
 import type { Command } from "commander";
+import { kafkaNames } from "../config/names.js";
+import { PgshovelError } from "../errors.js";
+import { PASSWORD_SASL_MECHANISMS } from "../kafka/options.js";
 import type { Logger } from "../log.js";
 import { FileSink, StreamSink } from "../sinks/file/file-sink.js";
 import { COMPRESSIONS, DEFAULT_COMPRESSION } from "../sinks/kafka/compression.js";
+import type { KafkaSinkOptionsInput } from "../sinks/kafka/options.js";
 import type { Sink } from "../sinks/sink.js";
 import type { Codec } from "../stream/codec.js";
 import { option, parsePositiveInt } from "./options.js";
@@ -9,17 +13,11 @@ import { option, parsePositiveInt } from "./options.js";
 /** Which sink the user chose: a tagged union, handled exhaustively. */
 export type SinkSpec = { kind: "stdout" } | { kind: "file"; path: string } | { kind: "kafka" };
 
-/** Kafka settings gathered from the relay's flags. */
-export interface KafkaSettings {
-  brokers: string[];
-  topic: string;
-  compression: string;
-  replicationFactor: number;
-  transactionalId: string;
-  clientId: string;
-  tls: boolean;
-  sasl?: { mechanism: string; username: string; password: string };
-}
+/**
+ * The Kafka sink's options as the relay's flags give them; the codec comes from
+ * `--codec`. Validated once, by the sink's schema, when the sink is built.
+ */
+export type KafkaFlagOptions = Omit<KafkaSinkOptionsInput, "codec">;
 
 /** Adds the Kafka options to a relay command. */
 export function addKafkaOptions(command: Command): void {
@@ -43,11 +41,9 @@ export function addKafkaOptions(command: Command): void {
     )
     .addOption(option("--kafka-tls", "connect to the brokers with TLS"))
     .addOption(
-      option("--kafka-sasl-mechanism <mechanism>", "SASL mechanism").choices([
-        "PLAIN",
-        "SCRAM-SHA-256",
-        "SCRAM-SHA-512",
-      ]),
+      option("--kafka-sasl-mechanism <mechanism>", "SASL mechanism").choices(
+        PASSWORD_SASL_MECHANISMS,
+      ),
     )
     .addOption(option("--kafka-sasl-username <user>", "SASL user name"))
     .addOption(
@@ -55,39 +51,48 @@ export function addKafkaOptions(command: Command): void {
     );
 }
 
-/** Reads the Kafka settings out of parsed relay flags. */
+const text = (value: unknown): string | undefined =>
+  typeof value === "string" ? value : undefined;
+
+/** Reads the Kafka sink's options out of parsed relay flags. */
 export function kafkaOptionsFrom(
   flags: Record<string, unknown>,
   ids: { cluster: string; set: string; consumer: string },
-): KafkaSettings {
-  const mechanism = flags.kafkaSaslMechanism as string | undefined;
+): KafkaFlagOptions {
+  // Commander has checked the choices; find() gives the value its literal type.
+  const compression = COMPRESSIONS.find((c) => c === flags.compression);
+  const mechanism = PASSWORD_SASL_MECHANISMS.find((m) => m === flags.kafkaSaslMechanism);
+  const username = text(flags.kafkaSaslUsername);
+  const password = text(flags.kafkaSaslPassword);
   return {
-    brokers: String(flags.kafkaBrokers)
+    brokers: (text(flags.kafkaBrokers) ?? "")
       .split(",")
       .map((b) => b.trim())
       .filter(Boolean),
-    topic: (flags.topic as string | undefined) ?? `${ids.cluster}.${ids.set}.mutations`,
-    compression: String(flags.compression),
-    replicationFactor: flags.replicationFactor as number,
-    transactionalId: `pgshovel.${ids.cluster}.${ids.set}.${ids.consumer}`,
+    topic: text(flags.topic) ?? kafkaNames.topic(ids.cluster, ids.set),
+    ...(compression === undefined ? {} : { compression }),
+    ...(typeof flags.replicationFactor === "number"
+      ? { replicationFactor: flags.replicationFactor }
+      : {}),
+    transactionalId: kafkaNames.transactionalId(ids.cluster, ids.set, ids.consumer),
     clientId: `pgshovel-relay-${ids.set}`,
-    tls: flags.kafkaTls === true,
-    ...(mechanism
-      ? {
+    ...(flags.kafkaTls === true ? { tls: {} } : {}),
+    ...(mechanism === undefined
+      ? {}
+      : {
           sasl: {
             mechanism,
-            username: String(flags.kafkaSaslUsername ?? ""),
-            password: String(flags.kafkaSaslPassword ?? ""),
+            ...(username === undefined ? {} : { username }),
+            ...(password === undefined ? {} : { password }),
           },
-        }
-      : {}),
+        }),
   };
 }
 
 /** Builds the chosen sink. The only place that knows every sink implementation. */
 export async function createSink(
   spec: SinkSpec,
-  context: { codec: Codec; logger: Logger; kafka: KafkaSettings | undefined },
+  context: { codec: Codec; logger: Logger; kafka: KafkaFlagOptions | undefined },
 ): Promise<Sink> {
   switch (spec.kind) {
     case "stdout":
@@ -95,21 +100,12 @@ export async function createSink(
     case "file":
       return new FileSink(spec.path, context.codec);
     case "kafka": {
-      const kafka = context.kafka!;
+      if (context.kafka === undefined) {
+        throw new PgshovelError("INTERNAL", "the Kafka sink was chosen without Kafka options");
+      }
       // Loaded only here: the Kafka client costs a file or stdout relay ~70 MB of RSS.
       const { KafkaSink } = await import("../sinks/kafka/kafka-sink.js");
-      return new KafkaSink({
-        brokers: kafka.brokers,
-        topic: kafka.topic,
-        codec: context.codec.name,
-        compression: kafka.compression as (typeof COMPRESSIONS)[number],
-        replicationFactor: kafka.replicationFactor,
-        transactionalId: kafka.transactionalId,
-        clientId: kafka.clientId,
-        ...(kafka.tls ? { tls: {} } : {}),
-        ...(kafka.sasl ? { sasl: kafka.sasl as never } : {}),
-        logger: context.logger,
-      });
+      return new KafkaSink({ ...context.kafka, codec: context.codec.name, logger: context.logger });
     }
     default: {
       const unreachable: never = spec;

@@ -46,6 +46,15 @@ export const zkPaths = {
   relays: (cluster: string, set: string) => `/${cluster}/relays/${set}`,
 };
 
+/** Kafka names derived from a cluster, set and consumer, in one place. */
+export const kafkaNames = {
+  /** The set's topic, unless the relay is given another. */
+  topic: (cluster: string, set: string) => `${cluster}.${set}.mutations`,
+  /** The relay's transactional id: a second relay with the same id fences the first. */
+  transactionalId: (cluster: string, set: string, consumer: string) =>
+    `pgshovel.${cluster}.${set}.${consumer}`,
+};
+
 /** Quotes an SQL identifier. */
 export function ident(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;

@@ -3,14 +3,8 @@
 export {
   READER_RETRY,
   type ReadBatchesOptions,
-  type ReadStreamOptions,
   readCommittedBatches,
   readStream,
+  readStreamPositioned,
 } from "./kafka.js";
-export { type KafkaConnectionOptions, kafkaFailure } from "./kafka-client.js";
-export {
-  type CommittedRecord,
-  type PartitionBounds,
-  PartitionReader,
-  type ReadOptions,
-} from "./partition-reader.js";
+export { type ReadStreamOptions, readStreamOptionsSchema } from "./options.js";

@@ -4,6 +4,7 @@
  * commit but before PgQ's finish_batch. Run by kafka-relay.test.ts.
  */
 import { ZooKeeper } from "../../src/cluster/zookeeper.js";
+import { kafkaNames } from "../../src/config/names.js";
 import { createLogger } from "../../src/log.js";
 import { Relay } from "../../src/relay/relay.js";
 import { KafkaSink } from "../../src/sinks/kafka/index.js";
@@ -82,7 +83,7 @@ const sink = new KafkaSink({
   brokers: args.brokers,
   topic: args.topic,
   codec: "protobuf",
-  transactionalId: `pgshovel.${args.cluster}.${args.set}.pgshovel`,
+  transactionalId: kafkaNames.transactionalId(args.cluster, args.set, "pgshovel"),
   logger,
 });
 const relay = new Relay({

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { kafkaNames } from "../../src/config/names.js";
 import { readStream } from "../../src/consumer/kafka.js";
+import { readLastCommittedBatch } from "../../src/kafka/last-commit.js";
 import { KafkaSink } from "../../src/sinks/kafka/index.js";
 import { StreamValidator } from "../../src/stream/consumer.js";
 import type { Message, Mutation } from "../../src/stream/types.js";
@@ -282,6 +284,41 @@ describe("Kafka relay", () => {
     }
   });
 
+  test("reading the last committed batch while a relay publishes does not fence it", async () => {
+    const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
+    const topic = uniqueName("kr_status");
+    const relay = kafkaRelay(fixture, topic, brokers);
+    const lastBatch = async () =>
+      (await readLastCommittedBatch({ brokers, topic, codec: "protobuf" }))?.batch.id;
+    try {
+      await waitForLog(relay, "leading");
+      await insertTransactions(fixture, 1, 2, 10);
+      await waitForTopicMutations(brokers, topic, 20);
+      const before = await waitFor(lastBatch, { description: "a committed batch in the topic" });
+      // Read it again and again while the relay goes on publishing.
+      for (let round = 0; round < 5; round++) {
+        await insertTransactions(fixture, 21 + round * 10, 1, 10);
+        await lastBatch();
+      }
+      const mutations = exactlyOnce(
+        await waitForTopicMutations(brokers, topic, 70, "protobuf", relay),
+      );
+      assert.equal(mutations.length, 70);
+      await waitFor(
+        async () => {
+          const id = await lastBatch();
+          return id !== undefined && id > before;
+        },
+        { description: "a later batch as the last committed one" },
+      );
+      assert.doesNotMatch(relay.stderr(), /fenced/i);
+      assert.equal(relay.stderr().split("leading: this relay is the active one").length - 1, 1);
+    } finally {
+      assert.equal((await stopRelay(relay)).code, 0, relay.stderr());
+      await fixture.close();
+    }
+  });
+
   test("a relay fenced by a newer producer stops, stands for election again and carries on exactly once", async () => {
     const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
     const topic = uniqueName("kr_fenced");
@@ -295,7 +332,7 @@ describe("Kafka relay", () => {
         brokers,
         topic,
         codec: "protobuf",
-        transactionalId: `pgshovel.${fixture.cluster}.${fixture.set}.pgshovel`,
+        transactionalId: kafkaNames.transactionalId(fixture.cluster, fixture.set, "pgshovel"),
       });
       await intruder.open();
       await intruder.close();

@@ -1,19 +1,18 @@
 import assert from "node:assert/strict";
-import { randomBytes, randomUUID } from "node:crypto";
 import { after, describe, test } from "node:test";
 import { Admin } from "@platformatic/kafka";
-import { PartitionReader, readCommittedBatches, readStream } from "../../src/consumer/index.js";
-import { isPgshovelError, PgshovelError } from "../../src/errors.js";
+import { readCommittedBatches, readStream } from "../../src/consumer/index.js";
+import { isPgshovelError } from "../../src/errors.js";
+import { PartitionReader } from "../../src/kafka/partition-reader.js";
 import { withRetry } from "../../src/retry.js";
 import { KafkaSink, type KafkaSinkOptions } from "../../src/sinks/kafka/kafka-sink.js";
 import type { CodecName } from "../../src/stream/codec.js";
-import type { BatchRef, Message, Mutation, Row } from "../../src/stream/types.js";
+import type { Message } from "../../src/stream/types.js";
 import { stackEnv, uniqueName } from "../support/env.js";
-import { createTopic } from "../support/kafka.js";
+import { createTopic, iterate, NODE, Publisher } from "../support/kafka.js";
 import { startPrivateKafka } from "../support/private-services.js";
 import { waitFor, withTimeout } from "../support/wait.js";
 
-const NODE = randomUUID();
 const sinks: KafkaSink[] = [];
 
 after(async () => {
@@ -30,96 +29,6 @@ function openSink(topic: string, options: Partial<KafkaSinkOptions> = {}): Kafka
   });
   sinks.push(sink);
   return sink;
-}
-
-const ROW: Row = {
-  id: 7,
-  big: "9223372036854775807",
-  amount: "1234567890.0123456789",
-  note: 'héllo 👋 "quoted" \\ line\nbreak',
-  flag: true,
-  missing: null,
-  created: "2026-11-24 03:45:27.123456+00",
-};
-
-/** Builds the messages of batch `id` from one publisher, sequences from `sequence`. */
-class Publisher {
-  readonly id = randomUUID();
-  sequence = 0n;
-
-  batch(
-    id: bigint,
-    mutations: number,
-    options: { end?: "commit" | "rollback"; pad?: number } = {},
-  ) {
-    const ref: BatchRef = { node: NODE, id };
-    let sequence = this.sequence;
-    const message = (body: Message["body"]): Message => ({
-      header: {
-        publisher: this.id,
-        sequence: sequence++,
-        timestamp: "2026-11-24T03:45:28.000001Z",
-      },
-      batch: ref,
-      body,
-    });
-    const messages: Message[] = [
-      message({
-        kind: "begin",
-        begin: {
-          start: {
-            id: id * 10n,
-            snapshot: { xmin: 90n, xmax: 95n, xip: [91n, 93n] },
-            time: "2026-11-24T03:45:26.000001Z",
-          },
-          end: {
-            id: id * 10n + 1n,
-            snapshot: { xmin: 99n, xmax: 99n, xip: [] },
-            time: "2026-11-24T03:45:27.999999Z",
-          },
-        },
-      }),
-    ];
-    const operations: Mutation["operation"][] = ["INSERT", "UPDATE", "DELETE", "TRUNCATE"];
-    for (let i = 0; i < mutations; i++) {
-      const operation = operations[i % operations.length]!;
-      const row: Row = options.pad
-        ? { ...ROW, id: i, pad: randomBytes(options.pad).toString("base64") }
-        : { ...ROW, id: i };
-      messages.push(
-        message({
-          kind: "mutation",
-          mutation: {
-            id: BigInt(i + 1) + (1n << 60n),
-            schema: "public",
-            table: `table_${i % 3}`,
-            operation,
-            identity: ["id"],
-            old: operation === "UPDATE" || operation === "DELETE" ? { id: i } : null,
-            new: operation === "INSERT" || operation === "UPDATE" ? row : null,
-            transaction: 9_000_000_000n + id,
-            time: "2026-11-24T03:45:27.123456Z",
-          },
-        }),
-      );
-    }
-    messages.push(message({ kind: options.end ?? "commit" }));
-    const commit = () => {
-      this.sequence = sequence;
-    };
-    return { ref, messages, commit };
-  }
-}
-
-async function* iterate(messages: Message[], failAfter?: number): AsyncGenerator<Message> {
-  let n = 0;
-  for (const message of messages) {
-    if (failAfter !== undefined && n === failAfter) {
-      throw new PgshovelError("DATABASE_UNAVAILABLE", "source cursor lost", { retryable: true });
-    }
-    n++;
-    yield message;
-  }
 }
 
 async function readAll(
@@ -361,7 +270,9 @@ describe("Kafka sink", { timeout: 180_000 }, () => {
     t.after(() => kafka.destroy());
     const topic = uniqueName("kafka_sink_restart");
     const sink = openSink(topic, { brokers: kafka.brokers });
-    await sink.open();
+    // A broker just started may still be loading its transaction coordinator
+    // (COORDINATOR_LOAD_IN_PROGRESS, retryable): open as the relay does, with retries.
+    await withRetry(() => sink.open(), { attempts: 30, initialDelayMs: 200, maxDelayMs: 1_000 });
     const publisher = new Publisher();
     let failures = 0;
     let restart: Promise<unknown> | undefined;

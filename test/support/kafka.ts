@@ -1,5 +1,8 @@
 /** Kafka helpers for integration tests, over @platformatic/kafka. */
+import { randomBytes, randomUUID } from "node:crypto";
 import { Admin, Consumer, type Message, Producer } from "@platformatic/kafka";
+import { PgshovelError } from "../../src/errors.js";
+import type { BatchRef, Mutation, Row, Message as StreamMessage } from "../../src/stream/types.js";
 import { stackEnv, uniqueName } from "./env.js";
 import { waitFor } from "./wait.js";
 
@@ -58,6 +61,29 @@ export async function deleteTopic(
   });
   try {
     await admin.deleteTopics({ topics: [topic] });
+  } finally {
+    await admin.close();
+  }
+}
+
+/**
+ * Removes the records of partition 0 of TOPIC below OFFSET, as retention would;
+ * returns the partition's new start offset.
+ */
+export async function deleteRecordsBefore(
+  topic: string,
+  offset: bigint,
+  options: { brokers?: string[] } = {},
+): Promise<bigint> {
+  const admin = new Admin({
+    clientId: uniqueName("admin"),
+    bootstrapBrokers: brokersOr(options.brokers),
+  });
+  try {
+    const [deleted] = await admin.deleteRecords({
+      topics: [{ name: topic, partitions: [{ partition: 0, offset }] }],
+    });
+    return deleted!.partitions[0]!.lowWatermark;
   } finally {
     await admin.close();
   }
@@ -157,4 +183,101 @@ export async function consumeUntil(
     await consumer.close(true).catch(() => {});
   }
   return records;
+}
+
+/** The node id of every batch a {@link Publisher} builds. */
+export const NODE = randomUUID();
+
+const ROW: Row = {
+  id: 7,
+  big: "9223372036854775807",
+  amount: "1234567890.0123456789",
+  note: 'héllo 👋 "quoted" \\ line\nbreak',
+  flag: true,
+  missing: null,
+  created: "2026-11-24 03:45:27.123456+00",
+};
+
+/** Builds the messages of batch `id` of node {@link NODE} from one publisher, sequences from `sequence`. */
+export class Publisher {
+  readonly id = randomUUID();
+  sequence = 0n;
+
+  batch(
+    id: bigint,
+    mutations: number,
+    options: { end?: "commit" | "rollback"; pad?: number } = {},
+  ) {
+    const ref: BatchRef = { node: NODE, id };
+    let sequence = this.sequence;
+    const message = (body: StreamMessage["body"]): StreamMessage => ({
+      header: {
+        publisher: this.id,
+        sequence: sequence++,
+        timestamp: "2026-11-24T03:45:28.000001Z",
+      },
+      batch: ref,
+      body,
+    });
+    const messages: StreamMessage[] = [
+      message({
+        kind: "begin",
+        begin: {
+          start: {
+            id: id * 10n,
+            snapshot: { xmin: 90n, xmax: 95n, xip: [91n, 93n] },
+            time: "2026-11-24T03:45:26.000001Z",
+          },
+          end: {
+            id: id * 10n + 1n,
+            snapshot: { xmin: 99n, xmax: 99n, xip: [] },
+            time: "2026-11-24T03:45:27.999999Z",
+          },
+        },
+      }),
+    ];
+    const operations: Mutation["operation"][] = ["INSERT", "UPDATE", "DELETE", "TRUNCATE"];
+    for (let i = 0; i < mutations; i++) {
+      const operation = operations[i % operations.length]!;
+      const row: Row = options.pad
+        ? { ...ROW, id: i, pad: randomBytes(options.pad).toString("base64") }
+        : { ...ROW, id: i };
+      messages.push(
+        message({
+          kind: "mutation",
+          mutation: {
+            id: BigInt(i + 1) + (1n << 60n),
+            schema: "public",
+            table: `table_${i % 3}`,
+            operation,
+            identity: ["id"],
+            old: operation === "UPDATE" || operation === "DELETE" ? { id: i } : null,
+            new: operation === "INSERT" || operation === "UPDATE" ? row : null,
+            transaction: 9_000_000_000n + id,
+            time: "2026-11-24T03:45:27.123456Z",
+          },
+        }),
+      );
+    }
+    messages.push(message({ kind: options.end ?? "commit" }));
+    const commit = () => {
+      this.sequence = sequence;
+    };
+    return { ref, messages, commit };
+  }
+}
+
+/** The messages as a batch source hands them out; fails retryably after `failAfter`. */
+export async function* iterate(
+  messages: StreamMessage[],
+  failAfter?: number,
+): AsyncGenerator<StreamMessage> {
+  let n = 0;
+  for (const message of messages) {
+    if (failAfter !== undefined && n === failAfter) {
+      throw new PgshovelError("DATABASE_UNAVAILABLE", "source cursor lost", { retryable: true });
+    }
+    n++;
+    yield message;
+  }
 }

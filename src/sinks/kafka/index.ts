@@ -9,4 +9,3 @@ export {
   kafkaSinkOptionsSchema,
   parseKafkaSinkOptions,
 } from "./options.js";
-export { HEADERS, recordKey } from "./records.js";

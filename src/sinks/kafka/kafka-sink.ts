@@ -1,7 +1,10 @@
 import { Admin, Producer } from "@platformatic/kafka";
-import { clientOptions, isProducerStateLost, kafkaFailure } from "../../consumer/kafka-client.js";
-import { PartitionReader } from "../../consumer/partition-reader.js";
 import { PgshovelError, wrapError } from "../../errors.js";
+import { isProducerStateLost, kafkaFailure } from "../../kafka/failure.js";
+import { lastCommitIn } from "../../kafka/last-commit.js";
+import { clientOptions } from "../../kafka/options.js";
+import { PartitionReader } from "../../kafka/partition-reader.js";
+import { recordKey } from "../../kafka/record-format.js";
 import { type Logger, silentLogger } from "../../log.js";
 import { type Codec, codecByName } from "../../stream/codec.js";
 import type { BatchRef, Message } from "../../stream/types.js";
@@ -11,7 +14,7 @@ import {
   type KafkaSinkOptionsInput,
   parseKafkaSinkOptions,
 } from "./options.js";
-import { HEADERS, type KafkaRecordToProduce, RecordBuilder, recordKey } from "./records.js";
+import { type KafkaRecordToProduce, RecordBuilder } from "./records.js";
 import { ensureTopic } from "./topic.js";
 
 /** The client's transaction handle (its class is not exported by name). */
@@ -26,8 +29,6 @@ const CHUNK_MAX_RECORDS = 4_096;
 const CHUNK_MAX_BYTES = 512 * 1024;
 /** Produce requests sent but not yet acknowledged; bounds memory with the two above. */
 const MAX_IN_FLIGHT = 4;
-/** How far back lastCommittedBatch first looks, in offsets; it widens fourfold as needed. */
-const TAIL_WINDOW = 256n;
 
 /** An error thrown by the batch's message source rather than by Kafka. */
 class SourceFailure extends Error {}
@@ -225,42 +226,17 @@ export class KafkaSink implements Sink {
 
   /**
    * The batch of the last commit message a read_committed consumer sees, or
-   * undefined when there is none. Reads only the tail: a small window below
-   * the last stable offset, widened backwards while it holds no commit.
+   * undefined when there is none (see {@link lastCommitIn}).
    */
   async lastCommittedBatch(): Promise<CommittedMark | undefined> {
     // Initializing the transactional producer first makes the broker finish whatever
     // transaction this transactional id left in flight (after a failed or interrupted
     // publish), so its commit markers, and with them the stable offset, are in place.
+    // The read itself needs no producer (readLastCommittedBatch does without one).
     await this.#ensureProducer();
     this.#reader ??= new PartitionReader(this.#config, this.#config.topic);
-    const reader = this.#reader;
-    const { start, stable } = await reader.bounds();
-    let until = stable;
-    let window = TAIL_WINDOW;
-    while (until > start) {
-      let from = until - window;
-      if (from < start) from = start;
-      let last: CommittedMark | undefined;
-      for await (const record of reader.read(from, { until })) {
-        const kind = record.headers.get(HEADERS.kind)?.toString("utf8");
-        if (record.value === null || (kind !== undefined && kind !== "commit")) continue;
-        let message: Message;
-        try {
-          message = this.#codec.decode(record.value);
-        } catch (error) {
-          throw kafkaFailure(
-            error,
-            `decoding offset ${record.offset} of topic ${this.#config.topic} with codec ${this.#codec.name}`,
-          );
-        }
-        if (message.body.kind === "commit") last = { batch: message.batch, header: message.header };
-      }
-      if (last !== undefined) return last;
-      until = from;
-      window *= 4n;
-    }
-    return undefined;
+    const last = await lastCommitIn(this.#reader, this.#codec);
+    return last === undefined ? undefined : { batch: last.batch, header: last.header };
   }
 
   async close(): Promise<void> {

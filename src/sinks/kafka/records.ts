@@ -1,25 +1,13 @@
 import type { MessageToProduce } from "@platformatic/kafka";
+import { HEADERS } from "../../kafka/record-format.js";
 import type { Codec } from "../../stream/codec.js";
-import type { BatchRef, Message } from "../../stream/types.js";
+import type { Message } from "../../stream/types.js";
 
 /**
  * How a stream message becomes a Kafka record. The value is the codec's bytes;
  * the key and headers repeat a few fields so that tools can route and filter
- * without decoding (see docs/kafka.md).
+ * without decoding (names in src/kafka/record-format.ts, layout in docs/kafka.md).
  */
-
-/** Record header names. */
-export const HEADERS = {
-  kind: "pgshovel-kind",
-  schema: "pgshovel-schema",
-  table: "pgshovel-table",
-  operation: "pgshovel-operation",
-} as const;
-
-/** The record key of every message of a batch: "<node id>:<batch id>". */
-export function recordKey(batch: BatchRef): string {
-  return `${batch.node}:${batch.id}`;
-}
 
 /** A record ready for the producer. */
 export type KafkaRecordToProduce = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;

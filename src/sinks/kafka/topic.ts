@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { type Admin, findErrorBy } from "@platformatic/kafka";
-import { kafkaFailure } from "../../consumer/kafka-client.js";
 import { PgshovelError } from "../../errors.js";
+import { kafkaFailure } from "../../kafka/failure.js";
 import type { Logger } from "../../log.js";
 
 const LEADER_WAIT_MS = 30_000;

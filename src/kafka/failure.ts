@@ -1,37 +1,9 @@
 /**
- * What the Kafka sink and the Kafka consumer share: how to reach the brokers and
- * how @platformatic/kafka errors become {@link PgshovelError}s.
+ * How @platformatic/kafka errors become {@link PgshovelError}s, for the sink and the
+ * readers alike: one place decides what is fencing, what is worth a retry.
  */
-import type { ConnectionOptions as TlsOptions } from "node:tls";
-import { findErrorBy, type SASLOptions } from "@platformatic/kafka";
+import { findErrorBy } from "@platformatic/kafka";
 import { PgshovelError } from "../errors.js";
-
-/** How to reach a Kafka cluster; tls and sasl go to the client untouched. */
-export interface KafkaConnectionOptions {
-  /** Bootstrap brokers, "host:port". */
-  brokers: string[];
-  /** The client id the brokers log; a default names the role. */
-  clientId?: string;
-  /** TLS options of node:tls, e.g. `{ ca, cert, key }`; absent: plaintext. */
-  tls?: TlsOptions;
-  /** SASL mechanism and credentials. */
-  sasl?: SASLOptions;
-}
-
-/** The options every @platformatic/kafka client takes, from {@link KafkaConnectionOptions}. */
-export function clientOptions(connection: KafkaConnectionOptions, defaultClientId: string) {
-  return {
-    clientId: connection.clientId ?? defaultClientId,
-    bootstrapBrokers: connection.brokers,
-    ...(connection.tls === undefined ? {} : { tls: connection.tls }),
-    ...(connection.sasl === undefined ? {} : { sasl: connection.sasl }),
-    connectTimeout: 5_000,
-    // A few quick retries inside the client; longer outages are the caller's
-    // withRetry's business, driven by the retryable flag.
-    retries: 3,
-    retryDelay: 250,
-  };
-}
 
 const FENCING_ERRORS = ["PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH"] as const;
 
@@ -62,10 +34,15 @@ function isUnavailable(error: Error): boolean {
   );
 }
 
+/** What to do when a stored position is gone: what it pointed at cannot be read again. */
+export const POSITION_LOST_HINT =
+  "retention (or a re-created topic) removed the messages at that position: rebuild the consumer's state from a new snapshot, or start again from the topic's first offset knowing that what lay between is lost";
+
 /**
- * Converts an error met while talking to Kafka: fencing → FENCED (final),
- * network trouble and errors the broker calls retriable → KAFKA_UNAVAILABLE
- * (retryable), anything else → KAFKA_ERROR. A PgshovelError keeps its code.
+ * Converts an error met while talking to Kafka: fencing → FENCED (final), an
+ * offset out of the partition's range → POSITION_LOST (final), network trouble and
+ * errors the broker calls retriable → KAFKA_UNAVAILABLE (retryable), anything else
+ * → KAFKA_ERROR. A PgshovelError keeps its code.
  */
 export function kafkaFailure(error: unknown, doing: string): PgshovelError {
   if (error instanceof PgshovelError) {
@@ -80,6 +57,12 @@ export function kafkaFailure(error: unknown, doing: string): PgshovelError {
     return new PgshovelError("FENCED", `${doing}: fenced by a newer producer (${detail})`, {
       cause: error,
       hint: "another relay with the same transactional id took over; this one must stop",
+    });
+  }
+  if (error instanceof Error && findErrorBy(error, "apiId", "OFFSET_OUT_OF_RANGE") !== null) {
+    return new PgshovelError("POSITION_LOST", `${doing}: the offset is no longer held`, {
+      cause: error,
+      hint: POSITION_LOST_HINT,
     });
   }
   if (error instanceof Error && isUnavailable(error)) {

@@ -1,7 +1,9 @@
-import { Consumer, FetchIsolationLevels, ListOffsetTimestamps } from "@platformatic/kafka";
+import { Admin, Consumer, FetchIsolationLevels, ListOffsetTimestamps } from "@platformatic/kafka";
 import { PgshovelError } from "../errors.js";
 import { type RetryPolicy, withRetry } from "../retry.js";
-import { clientOptions, type KafkaConnectionOptions, kafkaFailure } from "./kafka-client.js";
+import { ABORTED, unlessAborted } from "./abort.js";
+import { kafkaFailure } from "./failure.js";
+import { clientOptions, type KafkaConnectionOptions } from "./options.js";
 
 /**
  * Reads one partition with isolation read_committed through plain Fetch
@@ -37,7 +39,10 @@ export interface PartitionBounds {
 export interface ReadOptions {
   /** Stop before this offset; absent: follow the partition for ever. */
   until?: bigint;
-  /** Stops the read between two fetches. */
+  /**
+   * Ends the read: the iteration returns (it does not throw), at once if a fetch or a
+   * retry's wait is under way, otherwise before the next record.
+   */
   signal?: AbortSignal;
   /** How long one fetch waits for new records when following (default 500 ms). */
   maxWaitMs?: number;
@@ -50,6 +55,7 @@ const PARTITION_MAX_BYTES = 4 * 1024 * 1024;
 
 /** A read_committed reader of one partition of one topic. */
 export class PartitionReader {
+  readonly #connection: KafkaConnectionOptions;
   readonly #consumer: Consumer;
   readonly #topic: string;
   readonly #partition: number;
@@ -71,6 +77,7 @@ export class PartitionReader {
       isolationLevel: FetchIsolationLevels.READ_COMMITTED,
     });
     this.#consumer.topics.track(topic);
+    this.#connection = connection;
     this.#topic = topic;
     this.#partition = options.partition ?? 0;
     this.#retry = options.retry ?? { attempts: 1, initialDelayMs: 0, maxDelayMs: 0 };
@@ -81,7 +88,10 @@ export class PartitionReader {
     return this.#topic;
   }
 
-  /** The log start and the last stable offset of the partition. */
+  /**
+   * The log start, the last stable offset and the high watermark of the partition.
+   * A topic that does not exist fails with NOT_FOUND.
+   */
   async bounds(): Promise<PartitionBounds> {
     const doing = `listing the offsets of topic ${this.#topic}`;
     try {
@@ -105,21 +115,48 @@ export class PartitionReader {
       const end = await list(ListOffsetTimestamps.LATEST, false);
       return { start, stable, end };
     } catch (error) {
-      throw kafkaFailure(error, doing);
+      const failure = kafkaFailure(error, doing);
+      // The client reports an unknown topic as a plain user error: ask the brokers.
+      if (failure.code === "KAFKA_ERROR" && (await this.#topicMissing())) {
+        throw new PgshovelError("NOT_FOUND", `topic ${this.#topic} does not exist`, {
+          cause: failure,
+          hint: "a Kafka relay creates its set's topic when it starts; check the topic name",
+        });
+      }
+      throw failure;
     }
   }
 
-  /** The committed records from offset `from` on, in offset order. */
+  /** True when the brokers answer and do not list the topic. */
+  async #topicMissing(): Promise<boolean> {
+    const admin = new Admin(clientOptions(this.#connection, "pgshovel-reader-admin"));
+    try {
+      return !(await admin.listTopics()).includes(this.#topic);
+    } catch {
+      return false;
+    } finally {
+      await admin.close().catch(() => {});
+    }
+  }
+
+  /**
+   * The committed records from offset `from` on, in offset order. An offset the
+   * partition no longer holds (or never held) fails with POSITION_LOST.
+   */
   async *read(from: bigint, options: ReadOptions = {}): AsyncGenerator<CommittedRecord> {
     let next = from;
-    const until = options.until;
+    const { until, signal } = options;
     while (until === undefined || next < until) {
-      options.signal?.throwIfAborted();
+      if (signal?.aborted) return;
       const waitMs = until === undefined ? (options.maxWaitMs ?? 500) : 0;
-      const batches = await withRetry(() => this.#fetch(next, waitMs), {
-        ...this.#retry,
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      });
+      const batches = await unlessAborted(
+        withRetry(() => this.#fetch(next, waitMs), {
+          ...this.#retry,
+          ...(signal === undefined ? {} : { signal }),
+        }),
+        signal,
+      );
+      if (batches === ABORTED) return;
       if (batches === undefined) continue;
       const { records, aborted } = batches;
       const pending = [...aborted].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : 1));
@@ -143,6 +180,7 @@ export class PartitionReader {
         for (const record of batch.records) {
           const offset = batch.firstOffset + BigInt(record.offsetDelta);
           if (offset < position || (until !== undefined && offset >= until)) continue;
+          if (signal?.aborted) return;
           const headers = new Map<string, Buffer>();
           for (const [name, value] of record.headers) {
             if (name !== null && value !== null) headers.set(name.toString("utf8"), value);
