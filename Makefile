@@ -3,6 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 # Each recipe runs with a Node >= 22 first on PATH (provisioned into .tools/ when missing).
 WITH_NODE = PATH="$$(./scripts/toolchain.sh):$$PATH"
+# The stack's addresses, from the env file that `make services` writes (in PGSHOVEL_STACK_DIR if set).
+WITH_STACK = set -a && source "$${PGSHOVEL_STACK_DIR:-.services}/env" && set +a &&
 
 .PHONY: help setup build lint typecheck services services-down services-status \
         test test-unit test-integration demo bench clean proto
@@ -10,11 +12,12 @@ WITH_NODE = PATH="$$(./scripts/toolchain.sh):$$PATH"
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-# `npm install` rather than `npm ci`: npm 11 leaves other platforms' optional binaries
-# (biome's, buf's) out of the lock file and `npm ci` then refuses it as out of sync.
-# With the lock file present, `npm install` installs the locked versions.
+# `npm ci` installs exactly what package-lock.json holds and never rewrites it, so a fresh
+# clone stays clean. The lock file lists every platform's optional binaries (biome's, buf's),
+# as npm 11 writes it; `npm ci` refuses a lock file out of step with package.json: after
+# changing a dependency, run `npm install` once and commit both files.
 node_modules/.package-lock.json: package.json package-lock.json
-	$(WITH_NODE) npm install --no-audit --no-fund --loglevel=error
+	$(WITH_NODE) npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 setup: node_modules/.package-lock.json build ## provision Node, install npm packages, build
@@ -28,6 +31,7 @@ lint: node_modules/.package-lock.json ## biome lint and format check
 typecheck: node_modules/.package-lock.json ## tsc without emitting
 	$(WITH_NODE) npx tsc -p tsconfig.json --noEmit
 
+# The services need no npm package (only a Node, for Kafka's readiness probe): no setup first.
 services: ## install (when missing) and start PostgreSQL+PgQ+pgqd, ZooKeeper, Kafka on loopback
 	./scripts/services.sh up
 
@@ -41,17 +45,17 @@ test-unit: build ## unit tests (no services)
 	$(WITH_NODE) npm run --silent test:unit
 
 test-integration: build services ## integration tests against the local services
-	set -a && source .services/env && set +a && $(WITH_NODE) npm run --silent test:integration
+	$(WITH_STACK) $(WITH_NODE) npm run --silent test:integration
 
 test: setup services lint typecheck ## the whole suite: setup, services, lint, type check, unit and integration tests
 	$(WITH_NODE) npm run --silent test:unit
-	set -a && source .services/env && set +a && $(WITH_NODE) npm run --silent test:integration
+	$(WITH_STACK) $(WITH_NODE) npm run --silent test:integration
 
-demo: setup ## the main job: capture a pgbench workload and show the stream
+demo: setup ## the main job: capture a pgbench workload and show the stream (services keep running)
 	./scripts/demo.sh
 
 bench: setup services ## benchmarks; writes bench/results/latest.json and docs/benchmarks.md
-	set -a && source .services/env && set +a && $(WITH_NODE) node dist/bench/run.js $(BENCH_ARGS)
+	$(WITH_STACK) $(WITH_NODE) node dist/bench/run.js $(BENCH_ARGS)
 
 proto: node_modules/.package-lock.json ## lint the .proto and regenerate src/stream/gen
 	$(WITH_NODE) npx buf lint && $(WITH_NODE) npx buf generate

@@ -1,9 +1,10 @@
 /**
- * A backlog of captured mutations and the plain-SQL read of it that the
- * relay figures are compared with.
+ * A backlog of captured mutations, the plain-SQL read of it that the relay
+ * figures are compared with, and the wait for a relay to have drained it.
  */
 import pg from "pg";
-import { tickNow } from "./stack.js";
+import { forceTick, type RelayProcess } from "../test/support/fixtures.js";
+import { waitFor } from "../test/support/wait.js";
 import { nowMs } from "./stats.js";
 
 /** The captured table of the throughput and memory figures (the row of docs/capture.md). */
@@ -35,6 +36,53 @@ export async function fillBacklog(
   }
   const seconds = (nowMs() - started) / 1000;
   return { tick: await tickNow(client, queue), seconds };
+}
+
+/**
+ * Makes a tick of `queue` that follows everything committed so far (see forceTick: after
+ * a big transaction a plain `pgq.ticker` may make none); returns its id.
+ */
+export async function tickNow(client: pg.Client, queue: string): Promise<bigint> {
+  await forceTick(client, queue);
+  const result = await client.query<{ tick: string }>(
+    `SELECT max(t.tick_id)::text AS tick FROM pgq.tick t JOIN pgq.queue q ON q.queue_id = t.tick_queue
+      WHERE q.queue_name = $1`,
+    [queue],
+  );
+  return BigInt(result.rows[0]!.tick);
+}
+
+/**
+ * Waits until `consumer` has finished every batch up to tick `tick`; returns the
+ * wall-clock time (ms) it was first seen done. Polls every `intervalMs` (default 20).
+ */
+export async function waitConsumerPast(
+  client: pg.Client,
+  queue: string,
+  consumer: string,
+  tick: bigint,
+  options: { timeoutMs: number; intervalMs?: number; relay?: RelayProcess },
+): Promise<number> {
+  const { relay } = options;
+  return waitFor(
+    async () => {
+      const result = await client.query<{ last_tick: string; current_batch: string | null }>(
+        "SELECT last_tick::text, current_batch::text FROM pgq.get_consumer_info($1, $2)",
+        [queue, consumer],
+      );
+      const row = result.rows[0];
+      const done = row && BigInt(row.last_tick) >= tick && row.current_batch === null;
+      return done ? performance.timeOrigin + performance.now() : undefined;
+    },
+    {
+      timeoutMs: options.timeoutMs,
+      intervalMs: options.intervalMs ?? 20,
+      abandonWhen: () => (relay?.ended() ? "the relay exited" : undefined),
+      get description() {
+        return `consumer ${consumer} past tick ${tick}${relay ? ` (relay stderr: ${relay.stderr().slice(-2000)})` : ""}`;
+      },
+    },
+  );
 }
 
 /** Registers PgQ consumers now, so that they see everything written afterwards. */

@@ -3,19 +3,14 @@
  * triggers on its four tables, against the same workload without triggers
  * and with PgQ's C trigger pgq.jsontriga, alternating, median of each.
  */
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import pg from "pg";
 import { dbNames, ident } from "../src/config/names.js";
+import { PGBENCH_TABLES, pgbench, preparePgbench, setupSet } from "../test/support/fixtures.js";
 import type { PgServer, TestDatabase } from "../test/support/postgres.js";
 import { startPrivatePostgres } from "../test/support/private-services.js";
 import { type FigureResult, fmt, target } from "./report.js";
-import { createBenchSet } from "./stack.js";
 import { median, round } from "./stats.js";
 
-const execFileAsync = promisify(execFile);
-const PGBENCH = "/usr/lib/postgresql/15/bin/pgbench";
-const TABLES = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"];
 const JSONTRIGA_QUEUE = "bench_jsontriga";
 const JSONTRIGA_TRIGGER = "bench_jsontriga";
 
@@ -36,19 +31,10 @@ export interface CaptureOptions {
   log: (line: string) => void;
 }
 
-async function pgbench(db: TestDatabase, args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync(
-    PGBENCH,
-    ["-h", db.server.host, "-p", String(db.server.port), "-U", db.server.user, ...args, db.name],
-    { maxBuffer: 16 << 20 },
-  );
-  return stdout;
-}
-
 /** Enables exactly the triggers of `mode` on pgbench's tables. */
 async function useMode(db: TestDatabase, cluster: string, mode: Mode): Promise<void> {
   const ours = [dbNames.trigger(cluster, "s"), dbNames.truncateTrigger(cluster, "s")];
-  for (const table of TABLES) {
+  for (const table of PGBENCH_TABLES) {
     const action = (on: boolean) => (on ? "ENABLE" : "DISABLE");
     const statements = [
       ...ours.map((t) => `ALTER TABLE ${table} ${action(mode === "pgshovel")} TRIGGER ${ident(t)}`),
@@ -79,15 +65,14 @@ export async function runCapture(options: CaptureOptions): Promise<FigureResult>
 }
 
 async function measureCapture(options: CaptureOptions, server?: PgServer): Promise<FigureResult> {
-  const fixture = await createBenchSet({
+  const fixture = await setupSet({
     ...(server ? { server } : {}),
     prefix: "bench_capture",
-    tables: TABLES,
+    tables: PGBENCH_TABLES,
     prepare: async (db) => {
-      await pgbench(db, ["-i", "-q", "-s", "1"]);
-      await db.query("ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY");
+      await preparePgbench(db);
       await db.query("SELECT pgq.create_queue($1)", [JSONTRIGA_QUEUE]);
-      for (const table of TABLES) {
+      for (const table of PGBENCH_TABLES) {
         await db.query(
           `CREATE TRIGGER ${JSONTRIGA_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON ${table}
              FOR EACH ROW EXECUTE PROCEDURE pgq.jsontriga('${JSONTRIGA_QUEUE}')`,

@@ -11,16 +11,18 @@ import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
 import { readStream } from "../src/consumer/kafka.js";
 import type { Message } from "../src/stream/types.js";
-import { deleteTopic } from "../test/support/kafka.js";
-import { type FigureResult, fmt, type TableRow, type TargetCheck, target } from "./report.js";
+import { stackEnv, uniqueName } from "../test/support/env.js";
 import {
-  type BenchSet,
-  createBenchSet,
-  kafkaBrokers,
-  spawnRelay,
-  uniqueName,
-  waitForRelayLog,
-} from "./stack.js";
+  RELAY_KILL_AFTER_MS,
+  type SetFixture,
+  setupSet,
+  startRelay,
+  stopRelay,
+  waitForLog,
+} from "../test/support/fixtures.js";
+import { deleteTopic } from "../test/support/kafka.js";
+import { waitFor } from "../test/support/wait.js";
+import { type FigureResult, fmt, type TableRow, type TargetCheck, target } from "./report.js";
 import { nowMs, percentile, round } from "./stats.js";
 
 /** Options of the latency figure. */
@@ -99,7 +101,7 @@ function followTopic(topic: string): Watcher {
   const loop = (async () => {
     try {
       for await (const message of readStream({
-        brokers: kafkaBrokers(),
+        brokers: stackEnv().kafkaBrokers,
         topic,
         codec: "protobuf",
         signal: controller.signal,
@@ -171,7 +173,7 @@ interface SinkLatency {
 }
 
 async function measure(
-  fixture: BenchSet,
+  fixture: SetFixture,
   sink: "file" | "kafka",
   first: number,
   options: LatencyOptions,
@@ -181,28 +183,25 @@ async function measure(
   const args =
     sink === "file"
       ? ["--sink", `file:${path}`]
-      : ["--sink", "kafka", "--kafka-brokers", kafkaBrokers().join(","), "--topic", topic];
-  const relay = spawnRelay({
-    set: fixture,
-    consumer: `lat_${sink}`,
-    args,
+      : ["--sink", "kafka", "--kafka-brokers", stackEnv().kafkaBrokers.join(","), "--topic", topic];
+  const relay = startRelay(fixture, ["--consumer-id", `lat_${sink}`, ...args], "pgshovel", {
     profileDir: options.profileDir,
   });
   let watcher: Watcher | undefined;
   try {
-    await waitForRelayLog(relay, "reading the set's queue");
+    await waitForLog(relay, "reading the set's queue");
     watcher = sink === "file" ? tailFile(path) : followTopic(topic);
     const count = Math.round(options.seconds * options.rate);
     const written = await pacedWriter(fixture.db.dsn, first, count, options.rate);
-    const deadline = Date.now() + 30_000;
-    while (watcher.visible.size < count) {
-      if (Date.now() > deadline) {
-        throw new Error(
-          `${sink}: ${watcher.visible.size} of ${count} rows became visible: ${relay.stderr().slice(-2000)}`,
-        );
-      }
-      await delay(50);
-    }
+    const seen = watcher.visible;
+    await waitFor(() => seen.size >= count, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      abandonWhen: () => (relay.ended() ? "the relay exited" : undefined),
+      get description() {
+        return `${count} rows visible through ${sink}, ${seen.size} so far (relay stderr: ${relay.stderr().slice(-2000)})`;
+      },
+    });
     const startedAt = Math.min(...written.due.values());
     const latencies: number[] = [];
     for (const [id, ack] of written.acks) {
@@ -221,7 +220,7 @@ async function measure(
     };
   } finally {
     await watcher?.stop().catch(() => {});
-    await relay.stop();
+    await stopRelay(relay, RELAY_KILL_AFTER_MS);
     await rm(path, { force: true });
     if (sink === "kafka") await deleteTopic(topic).catch(() => {});
   }
@@ -229,7 +228,7 @@ async function measure(
 
 /** Runs the latency figure for each sink, one after the other, on one set. */
 export async function runLatency(options: LatencyOptions): Promise<FigureResult> {
-  const fixture = await createBenchSet({
+  const fixture = await setupSet({
     prefix: "bench_latency",
     tables: ["lat"],
     prepare: async (db) => {

@@ -2,23 +2,22 @@
  * Figure 5, memory: the relay's peak resident size (VmHWM) while draining one
  * PgQ batch of a single big transaction, against its resident size when idle.
  */
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { deleteTopic } from "../test/support/kafka.js";
-import { fillBacklog, ROWS_DDL, ROWS_TABLE } from "./backlog.js";
-import { type FigureResult, fmt, type TableRow, type TargetCheck, target } from "./report.js";
+import { stackEnv, uniqueName } from "../test/support/env.js";
 import {
-  type BenchSet,
-  createBenchSet,
-  kafkaBrokers,
-  processMemory,
-  spawnRelay,
-  uniqueName,
-  waitConsumerPast,
-  waitForRelayLog,
-} from "./stack.js";
+  RELAY_KILL_AFTER_MS,
+  type SetFixture,
+  setupSet,
+  startRelay,
+  stopRelay,
+  waitForLog,
+} from "../test/support/fixtures.js";
+import { deleteTopic } from "../test/support/kafka.js";
+import { fillBacklog, ROWS_DDL, ROWS_TABLE, waitConsumerPast } from "./backlog.js";
+import { type FigureResult, fmt, type TableRow, type TargetCheck, target } from "./report.js";
 import { nowMs, round } from "./stats.js";
 
 /** Options of the memory figure. */
@@ -29,6 +28,25 @@ export interface MemoryOptions {
   log: (line: string) => void;
 }
 
+/** A process's resident memory, from /proc/<pid>/status, in MB. */
+interface ProcessMemory {
+  /** VmRSS: resident now. */
+  rssMB: number;
+  /** VmHWM: the peak resident size so far. */
+  peakMB: number;
+}
+
+/** Reads VmRSS and VmHWM of `pid`. */
+async function processMemory(pid: number): Promise<ProcessMemory> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const field = (name: string) => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status);
+    if (!match) throw new Error(`no ${name} in /proc/${pid}/status`);
+    return (Number(match[1]) * 1024) / 1e6;
+  };
+  return { rssMB: field("VmRSS"), peakMB: field("VmHWM") };
+}
+
 interface SinkMemory {
   idleMB: number;
   peakMB: number;
@@ -37,7 +55,7 @@ interface SinkMemory {
 }
 
 async function measure(
-  fixture: BenchSet,
+  fixture: SetFixture,
   sink: "file" | "kafka",
   first: number,
   options: MemoryOptions,
@@ -48,11 +66,13 @@ async function measure(
   const args =
     sink === "file"
       ? ["--sink", `file:${path}`]
-      : ["--sink", "kafka", "--kafka-brokers", kafkaBrokers().join(","), "--topic", topic];
-  const relay = spawnRelay({ set: fixture, consumer, args, profileDir: options.profileDir });
+      : ["--sink", "kafka", "--kafka-brokers", stackEnv().kafkaBrokers.join(","), "--topic", topic];
+  const relay = startRelay(fixture, ["--consumer-id", consumer, ...args], "pgshovel", {
+    profileDir: options.profileDir,
+  });
   const control = await fixture.db.connect();
   try {
-    await waitForRelayLog(relay, "reading the set's queue");
+    await waitForLog(relay, "reading the set's queue");
     // Idle: a few polls of an empty queue after start-up; the largest of a few samples.
     let idleMB = 0;
     for (let i = 0; i < 10; i++) {
@@ -80,7 +100,7 @@ async function measure(
     };
   } finally {
     await control.end().catch(() => {});
-    await relay.stop();
+    await stopRelay(relay, RELAY_KILL_AFTER_MS);
     await rm(path, { force: true });
     if (sink === "kafka") await deleteTopic(topic).catch(() => {});
   }
@@ -88,7 +108,7 @@ async function measure(
 
 /** Runs the memory figure for each sink, each with its own relay and its own big transaction. */
 export async function runMemory(options: MemoryOptions): Promise<FigureResult> {
-  const fixture = await createBenchSet({
+  const fixture = await setupSet({
     prefix: "bench_memory",
     tables: [ROWS_TABLE],
     prepare: async (db) => {

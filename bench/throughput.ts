@@ -10,6 +10,14 @@ import { join } from "node:path";
 import type pg from "pg";
 import { readStream } from "../src/consumer/kafka.js";
 import { PartitionReader } from "../src/kafka/partition-reader.js";
+import { stackEnv, uniqueName } from "../test/support/env.js";
+import {
+  RELAY_KILL_AFTER_MS,
+  type SetFixture,
+  setupSet,
+  startRelay,
+  stopRelay,
+} from "../test/support/fixtures.js";
 import { deleteTopic } from "../test/support/kafka.js";
 import {
   fillBacklog,
@@ -17,16 +25,9 @@ import {
   ROWS_TABLE,
   readBacklogWithSql,
   registerConsumers,
+  waitConsumerPast,
 } from "./backlog.js";
 import { type FigureResult, fmt, target } from "./report.js";
-import {
-  type BenchSet,
-  createBenchSet,
-  kafkaBrokers,
-  spawnRelay,
-  uniqueName,
-  waitConsumerPast,
-} from "./stack.js";
 import { median, round } from "./stats.js";
 
 /** The relay's default --fetch-size; the SQL baseline fetches the same. */
@@ -77,7 +78,7 @@ async function countFileMutations(path: string): Promise<number> {
 /** The time (ms) in the header of the topic's first committed message. */
 async function firstKafkaTimestamp(topic: string): Promise<number> {
   for await (const message of readStream({
-    brokers: kafkaBrokers(),
+    brokers: stackEnv().kafkaBrokers,
     topic,
     codec: "protobuf",
     stopAtEnd: true,
@@ -89,7 +90,7 @@ async function firstKafkaTimestamp(topic: string): Promise<number> {
 
 /** Offsets below the topic's last stable offset (records plus transaction markers). */
 async function kafkaStableOffset(topic: string): Promise<bigint> {
-  const reader = new PartitionReader({ brokers: kafkaBrokers() }, topic);
+  const reader = new PartitionReader({ brokers: stackEnv().kafkaBrokers }, topic);
   try {
     return (await reader.bounds()).stable;
   } finally {
@@ -109,7 +110,7 @@ async function settleBacklog(control: pg.Client, queue: string): Promise<void> {
 }
 
 async function drainWithRelay(
-  fixture: BenchSet,
+  fixture: SetFixture,
   control: pg.Client,
   sink: "file" | "kafka",
   tick: bigint,
@@ -123,8 +124,10 @@ async function drainWithRelay(
   const args =
     sink === "file"
       ? ["--sink", `file:${path}`]
-      : ["--sink", "kafka", "--kafka-brokers", kafkaBrokers().join(","), "--topic", topic];
-  const relay = spawnRelay({ set: fixture, consumer, args, profileDir: options.profileDir });
+      : ["--sink", "kafka", "--kafka-brokers", stackEnv().kafkaBrokers.join(","), "--topic", topic];
+  const relay = startRelay(fixture, ["--consumer-id", consumer, ...args], "pgshovel", {
+    profileDir: options.profileDir,
+  });
   try {
     const done = await waitConsumerPast(control, fixture.queue, consumer, tick, {
       timeoutMs: 120_000 + events / 10,
@@ -144,7 +147,7 @@ async function drainWithRelay(
     }
     return { events, seconds, rate: events / seconds };
   } finally {
-    await relay.stop();
+    await stopRelay(relay, RELAY_KILL_AFTER_MS);
     if (options.profileDir)
       options.log(`relay ${sink} pid ${relay.pid}: CPU profile in ${options.profileDir}`);
     await rm(path, { force: true });
@@ -154,7 +157,7 @@ async function drainWithRelay(
 
 /** Runs the throughput figures for the chosen sinks (one backlog per round serves all readers). */
 export async function runThroughput(options: ThroughputOptions): Promise<FigureResult[]> {
-  const fixture = await createBenchSet({
+  const fixture = await setupSet({
     prefix: "bench_throughput",
     tables: [ROWS_TABLE],
     prepare: async (db) => {

@@ -1,23 +1,21 @@
 #!/usr/bin/env bash
 # The demo: capture a pgbench workload with pgshovel and show the stream.
-# Starts the local services when they are not running (and stops them again at
-# the end), makes a database with pgbench's tables, creates a replication set
-# over them, runs the stream relay into a file while pgbench writes, then prints
-# the first transactions and a count per table and operation.
+# Starts the local services when they are not running (they keep running
+# afterwards: `make services-down` stops them), makes a database with pgbench's
+# tables, creates a replication set over them, runs the stream relay into a file
+# while pgbench writes, then prints the first transactions and a count per table
+# and operation.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export PATH="$(./scripts/toolchain.sh):/usr/lib/postgresql/15/bin:$PATH"
 
-started_services=0
-status="$(./scripts/services.sh status)"
-if ! grep -Eq '^postgres +up' <<<"$status" || ! grep -Eq '^zookeeper +up' <<<"$status"; then
-  started_services=1
-fi
 ./scripts/services.sh up
-set -a; source .services/env; set +a
+# services.sh keeps its state (and the env file) in PGSHOVEL_STACK_DIR when that is set.
+stack_dir="${PGSHOVEL_STACK_DIR:-$root/.services}"
+set -a; source "$stack_dir/env"; set +a
 
-demo_dir="$root/.services/demo"
+demo_dir="$stack_dir/demo"
 mkdir -p "$demo_dir"
 stream="$demo_dir/stream.jsonl"
 rm -f "$stream"
@@ -27,7 +25,6 @@ pgshovel() { "$root/bin/pgshovel" --cluster demo --log-level warn "$@"; }
 relay_pid=""
 cleanup() {
   if [ -n "$relay_pid" ] && kill -0 "$relay_pid" 2>/dev/null; then kill -TERM "$relay_pid"; wait "$relay_pid" || true; fi
-  if [ "$started_services" = 1 ]; then ./scripts/services.sh down; fi
 }
 trap cleanup EXIT
 
@@ -82,4 +79,10 @@ if [ "${inserts:-0}" -ne "$committed" ]; then
   exit 1
 fi
 echo
-echo "The stream is in $stream; the database $db and the set 'pgbench' (cluster 'demo') stay for you to explore."
+echo "The stream is in $stream; the database $db and the set 'pgbench' (cluster 'demo')"
+echo "stay for you to explore, and the services keep running. In your shell:"
+echo
+echo "  set -a; source ${stack_dir#"$root"/}/env; set +a"
+echo "  bin/pgshovel --cluster demo set list"
+echo
+echo "make services-down stops the services."

@@ -485,6 +485,8 @@ kafka_pid() {
   if pid_matches "$pid" "$KAFKA_PROPS"; then echo "$pid"; fi
 }
 
+# The probe needs a Node (scripts/toolchain.sh provides one) but no npm package: the stack
+# starts on a fresh clone, before `make setup`.
 node_bin() {
   local dir
   dir="$("$ROOT/scripts/toolchain.sh")"

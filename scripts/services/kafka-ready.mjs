@@ -1,27 +1,103 @@
-// Kafka readiness probe for scripts/services.sh: exits 0 when the broker answers a metadata
-// request listing at least one broker, 1 otherwise. Usage: node kafka-ready.mjs HOST:PORT
-import { Admin } from "@platformatic/kafka";
+// Kafka readiness probe for scripts/services.sh: exits 0 when the broker answers a Metadata
+// request listing at least one broker (a broker is listed once it is unfenced, i.e. ready
+// for clients), 1 otherwise. Usage: node kafka-ready.mjs HOST:PORT
+//
+// Only node: built-ins, so that `make services` works before `npm ci` ever ran. It speaks
+// the two requests it needs on the wire: ApiVersions v0 (which every broker answers) to
+// learn the Metadata versions the broker accepts, then Metadata at one of versions 1-8
+// (their request and response layouts are fixed-width up to the broker list).
+import net from "node:net";
 
-const broker = process.argv[2] ?? "127.0.0.1:29092";
-const admin = new Admin({
-  clientId: "pgshovel-stack-ready",
-  bootstrapBrokers: [broker],
-  timeout: 3000,
-  retries: 0,
-});
+const [host, port] = (process.argv[2] ?? "127.0.0.1:29092").split(":");
+const API_VERSIONS = 18;
+const METADATA = 3;
+
+/** A request frame: size, header v1 (api key, version, correlation id, client id), body. */
+function frame(apiKey, version, correlationId, body) {
+  const clientId = Buffer.from("pgshovel-stack-ready");
+  const header = Buffer.alloc(10);
+  header.writeInt16BE(apiKey, 0);
+  header.writeInt16BE(version, 2);
+  header.writeInt32BE(correlationId, 4);
+  header.writeInt16BE(clientId.length, 8);
+  const size = Buffer.alloc(4);
+  size.writeInt32BE(header.length + clientId.length + body.length);
+  return Buffer.concat([size, header, clientId, body]);
+}
+
+/** Sends requests one at a time over one connection; each resolves with its response body. */
+function connect() {
+  const socket = net.connect(Number(port), host);
+  let pending = Buffer.alloc(0);
+  let waiting;
+  socket.on("data", (chunk) => {
+    pending = Buffer.concat([pending, chunk]);
+    if (waiting && pending.length >= 4 && pending.length >= 4 + pending.readInt32BE(0)) {
+      const size = pending.readInt32BE(0);
+      const response = pending.subarray(4, 4 + size);
+      pending = pending.subarray(4 + size);
+      const { resolve, reject, correlationId } = waiting;
+      waiting = undefined;
+      if (response.readInt32BE(0) !== correlationId) reject(new Error("unexpected correlation id"));
+      else resolve(response.subarray(4));
+    }
+  });
+  const failed = new Promise((_, reject) => {
+    socket.once("error", reject);
+    socket.once("close", () => reject(new Error("connection closed")));
+  });
+  failed.catch(() => {});
+  return {
+    send(apiKey, version, correlationId, body) {
+      const answered = new Promise((resolve, reject) => {
+        waiting = { resolve, reject, correlationId };
+      });
+      socket.write(frame(apiKey, version, correlationId, body));
+      return Promise.race([answered, failed]);
+    },
+    close: () => socket.destroy(),
+  };
+}
+
+/** The [min, max] Metadata versions from an ApiVersions v0 response body. */
+function metadataVersions(body) {
+  const error = body.readInt16BE(0);
+  if (error !== 0) throw new Error(`ApiVersions error code ${error}`);
+  const count = body.readInt32BE(2);
+  for (let i = 0; i < count; i++) {
+    const at = 6 + i * 6;
+    if (body.readInt16BE(at) === METADATA)
+      return [body.readInt16BE(at + 2), body.readInt16BE(at + 4)];
+  }
+  throw new Error("the broker lists no Metadata API");
+}
+
+/** A Metadata request body of `version` (1-8) asking for no topic. */
+function metadataRequest(version) {
+  const body = Buffer.alloc(4 + (version >= 4 ? 1 : 0) + (version >= 8 ? 2 : 0));
+  body.writeInt32BE(0, 0); // an empty topic array: brokers only
+  return body;
+}
+
 const timer = setTimeout(() => {
-  console.error(`kafka-ready: no answer from ${broker}`);
+  console.error(`kafka-ready: no answer from ${host}:${port}`);
   process.exit(1);
 }, 8000);
+const connection = connect();
 try {
-  const metadata = await admin.metadata({ topics: [] });
-  if (!metadata.brokers || metadata.brokers.size === 0) throw new Error("no broker in metadata");
-  console.log(`kafka-ready: ${broker} answers (cluster ${metadata.id ?? "?"})`);
+  const [min, max] = metadataVersions(await connection.send(API_VERSIONS, 0, 1, Buffer.alloc(0)));
+  const version = Math.max(min, 1);
+  if (version > Math.min(max, 8)) throw new Error(`no Metadata version in 1-8 (${min}-${max})`);
+  const body = await connection.send(METADATA, version, 2, metadataRequest(version));
+  // From version 3 on, the response starts with throttle_time_ms.
+  const brokers = body.readInt32BE(version >= 3 ? 4 : 0);
+  if (brokers <= 0) throw new Error("no broker in metadata yet");
+  console.log(`kafka-ready: ${host}:${port} answers (${brokers} broker(s), Metadata v${version})`);
   process.exitCode = 0;
 } catch (error) {
-  console.error(`kafka-ready: ${broker}: ${error?.message ?? error}`);
+  console.error(`kafka-ready: ${host}:${port}: ${error?.message ?? error}`);
   process.exitCode = 1;
 } finally {
   clearTimeout(timer);
-  await admin.close().catch(() => {});
+  connection.close();
 }

@@ -9,9 +9,6 @@ import { KafkaSink } from "../../src/sinks/kafka/index.js";
 import { StreamValidator } from "../../src/stream/consumer.js";
 import type { Message, Mutation } from "../../src/stream/types.js";
 import { repoRoot, stackEnv, uniqueName } from "../support/env.js";
-import { startPrivateKafka } from "../support/private-services.js";
-import { waitFor, withTimeout } from "../support/wait.js";
-import type { CrashPoint } from "./kafka-crash-child.js";
 import {
   pgbench,
   type RelayProcess,
@@ -21,7 +18,10 @@ import {
   startRelay,
   stopRelay,
   waitForLog,
-} from "./relay-support.js";
+} from "../support/fixtures.js";
+import { startPrivateKafka } from "../support/private-services.js";
+import { waitFor, withTimeout } from "../support/wait.js";
+import type { CrashPoint } from "./kafka-crash-child.js";
 
 /** Everything a read_committed consumer sees in a topic now. */
 async function readTopic(

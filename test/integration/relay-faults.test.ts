@@ -5,18 +5,10 @@ import { decodeStreamBytes } from "../../src/cli/stream-command.js";
 import { zkPaths } from "../../src/config/names.js";
 import type { CommittedBatch } from "../../src/stream/consumer.js";
 import type { Message } from "../../src/stream/types.js";
+import { setupSet, startRelay, stopRelay, waitForLog } from "../support/fixtures.js";
 import { startPrivatePostgres, startPrivateZooKeeper } from "../support/private-services.js";
 import { waitFor } from "../support/wait.js";
-import {
-  assemble,
-  readStreamFile,
-  setupSet,
-  startRelay,
-  stopRelay,
-  tempDirFor,
-  waitForLog,
-  waitForMutations,
-} from "./relay-support.js";
+import { assemble, readStreamFile, tempDirFor, waitForMutations } from "./relay-support.js";
 
 const dir = tempDirFor("pgshovel-faults-");
 

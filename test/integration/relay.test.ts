@@ -3,19 +3,16 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { dropSet, updateSet } from "../../src/cluster/admin.js";
 import type { Mutation, Snapshot } from "../../src/stream/types.js";
-import { waitFor } from "../support/wait.js";
 import {
-  assemble,
   pgbench,
-  readStreamFile,
   setupPgbenchSet,
   setupSet,
   startRelay,
   stopRelay,
-  tempDirFor,
   waitForLog,
-  waitForMutations,
-} from "./relay-support.js";
+} from "../support/fixtures.js";
+import { waitFor } from "../support/wait.js";
+import { assemble, readStreamFile, tempDirFor, waitForMutations } from "./relay-support.js";
 
 const dir = tempDirFor("pgshovel-relay-");
 

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import pg from "pg";
 import { uniqueName } from "../support/env.js";
+import { forceTick } from "../support/fixtures.js";
 import { consumeUntil, createTopic, produce } from "../support/kafka.js";
 import { createTestDatabase } from "../support/postgres.js";
 import {
@@ -30,11 +31,9 @@ describe("local stack", () => {
         [queue, "I:id", '{"id": 1, "name": "ünïcode"}', "public.t", "e2", "e3", "e4"],
       );
       assert.ok(inserted);
-      // force_tick: pgqd may have counted the event in a tick taken before its commit,
-      // and a plain pgq.ticker would then see nothing new (see helpers/admin.ts). That
-      // tick also makes a batch without the event: batches are read until one holds it.
-      await db.query("SELECT pgq.force_tick($1)", [queue]);
-      await db.query("SELECT pgq.ticker($1)", [queue]);
+      // pgqd may have counted the event in a tick taken before its commit (see forceTick).
+      // That tick also makes a batch without the event: batches are read until one holds it.
+      await forceTick(db, queue);
       type EventRow = {
         ev_id: string;
         ev_type: string;

@@ -8,6 +8,11 @@ export interface WaitOptions {
   intervalMs?: number;
   /** What is awaited; named in the timeout error. */
   description: string;
+  /**
+   * Asked after each attempt that fails: a reason ends the wait at once (after one last
+   * attempt), e.g. because the process that should bring the condition about has exited.
+   */
+  abandonWhen?: () => string | undefined;
 }
 
 export type Falsy = undefined | null | false | 0 | "";
@@ -24,26 +29,34 @@ export async function waitFor<T>(
   const intervalMs = options.intervalMs ?? 100;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
-  for (;;) {
+  const attempt = async (): Promise<{ value: T } | undefined> => {
     try {
       const value = await condition();
-      if (value) return value as T;
       lastError = undefined;
+      if (value) return { value: value as T };
     } catch (error) {
       lastError = error;
     }
-    if (Date.now() >= deadline) {
-      const cause =
-        lastError === undefined
-          ? ""
-          : `; last error: ${lastError instanceof Error ? lastError.message : String(lastError)}`;
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${options.description}${cause}`,
-        {
-          cause: lastError,
-        },
-      );
+    return undefined;
+  };
+  const fail = (what: string): never => {
+    const cause =
+      lastError === undefined
+        ? ""
+        : `; last error: ${lastError instanceof Error ? lastError.message : String(lastError)}`;
+    throw new Error(`${what} waiting for ${options.description}${cause}`, { cause: lastError });
+  };
+  for (;;) {
+    const done = await attempt();
+    if (done) return done.value;
+    const reason = options.abandonWhen?.();
+    if (reason !== undefined) {
+      // The condition may have come true just before the reason did.
+      const last = await attempt();
+      if (last) return last.value;
+      fail(`gave up (${reason})`);
     }
+    if (Date.now() >= deadline) fail(`timed out after ${timeoutMs} ms`);
     await delay(Math.min(intervalMs, Math.max(1, deadline - Date.now())));
   }
 }

@@ -15,6 +15,7 @@ import type { SetConfigInput } from "../../../src/config/set-config.js";
 import { silentLogger } from "../../../src/log.js";
 import type { QueueEvent } from "../../../src/relay/pgq-source.js";
 import { repoRoot, stackEnv } from "../../support/env.js";
+import { forceTick } from "../../support/fixtures.js";
 import type { TestDatabase } from "../../support/postgres.js";
 import { withTimeout } from "../../support/wait.js";
 import { connectZk, type TestZk } from "../../support/zookeeper.js";
@@ -221,12 +222,7 @@ export async function readEvents(
   queue: string,
   consumer = "test",
 ): Promise<CapturedEvent[]> {
-  // A tick taken now sees every transaction committed so far. A plain pgq.ticker may make
-  // none: a tick by pgqd while a change was in flight already counted its event, so the
-  // ticker sees no new events, though that tick's snapshot does not hold the change.
-  // force_tick advances the queue's event count so that the ticker ticks.
-  await db.query("SELECT pgq.force_tick($1)", [queue]);
-  await db.query("SELECT pgq.ticker($1)", [queue]);
+  await forceTick(db, queue);
   const events: CapturedEvent[] = [];
   for (;;) {
     const [info] = await db.query<{ batch_id: string | null }>(

@@ -1,32 +1,34 @@
 /**
  * Measures the cost of capture on bulk writes: pgshovel's generated plpgsql capture function
  * against PgQ's C trigger pgq.jsontriga and against no trigger at all, on identical tables of one
- * fresh database. Run once by hand (the figures are recorded in docs/capture.md):
+ * fresh database. Not part of `make bench`: run it by hand (the figures are recorded in
+ * docs/capture.md):
  *
  *   set -a; source .services/env; set +a
- *   node dist/test/integration/helpers/capture-bench.js [ROWS] [ROUNDS]
+ *   node dist/bench/capture-bulk.js [ROWS] [ROUNDS]
  */
-import { createSet, initializeCluster } from "../../../src/cluster/admin.js";
-import { createTestDatabase } from "../../support/postgres.js";
-import { clusterFixture, setConfig } from "./admin.js";
+import { setupSet } from "../test/support/fixtures.js";
 
 const rows = Number(process.argv[2] ?? 100_000);
 const rounds = Number(process.argv[3] ?? 3);
 const columns = "id int8 PRIMARY KEY, account int4, owner text, balance numeric, at timestamptz";
 
-const f = await clusterFixture();
-const db = await createTestDatabase("capture_bench");
+const fixture = await setupSet({
+  prefix: "capture_bench",
+  tables: ["own"],
+  prepare: async (db) => {
+    for (const table of ["plain", "own", "jsontriga"]) {
+      await db.query(`CREATE TABLE ${table} (${columns})`);
+    }
+    await db.query("SELECT pgq.create_queue('bench_jsontriga')");
+    await db.query(
+      `CREATE TRIGGER capture AFTER INSERT OR UPDATE OR DELETE ON jsontriga
+         FOR EACH ROW EXECUTE PROCEDURE pgq.jsontriga('bench_jsontriga')`,
+    );
+  },
+});
+const { db } = fixture;
 try {
-  for (const table of ["plain", "own", "jsontriga"]) {
-    await db.query(`CREATE TABLE ${table} (${columns})`);
-  }
-  await initializeCluster(f.ctx);
-  await createSet(f.ctx, "bench", setConfig(db.dsn, ["own"]));
-  await db.query("SELECT pgq.create_queue('bench_jsontriga')");
-  await db.query(
-    `CREATE TRIGGER capture AFTER INSERT OR UPDATE OR DELETE ON jsontriga
-       FOR EACH ROW EXECUTE PROCEDURE pgq.jsontriga('bench_jsontriga')`,
-  );
   const client = await db.connect();
   const time = async (sql: string): Promise<number> => {
     const started = process.hrtime.bigint();
@@ -66,6 +68,5 @@ try {
     console.log(`${ev_type.padEnd(10)} ${events.padStart(7)}  ${bytes}`);
   }
 } finally {
-  await f.close();
-  await db.drop();
+  await fixture.close();
 }
