@@ -32,7 +32,7 @@ const types = {
     if (oid === 20 || oid === 1184 || oid === 1114) return TEXT;
     return pg.types.getTypeParser(oid, format);
   },
-} as pg.CustomTypesConfig;
+};
 
 const CURSOR = "pgshovel_batch";
 /** Aim for about this many bytes of event data per FETCH. */
