@@ -92,9 +92,9 @@ export async function registerConsumers(client: pg.Client, queue: string, consum
   }
 }
 
-/** The same columns the relay selects (src/relay/pgq-source.ts), as text. */
+/** The same columns the relay selects (src/relay/pgq-event.ts), as text. */
 const EVENT_COLUMNS = `ev_id::text, ev_time::text, ev_txid::text, ev_type, ev_data,
-  ev_extra1, ev_extra2, ev_extra3, ev_extra4`;
+  ev_extra1, ev_extra2, ev_extra4`;
 
 /**
  * The baseline of the throughput figures: reads every batch of `consumer` up

@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   "DECODE_ERROR", // a stream message that does not decode
   "POSITION_LOST", // a stream position the source no longer holds (retention removed it)
   "FENCED", // another relay took over
+  "STOPPED", // asked to stop (a signal, an aborted run): not a failure
   "INTERNAL", // a bug: an invariant did not hold
 ] as const;
 
@@ -53,7 +54,7 @@ export function isPgshovelError(error: unknown, code?: ErrorCode): error is Pgsh
 
 /**
  * Adds context to an error while keeping its code and retryability:
- * `wrap(err, "publishing batch 42 to topic t")`.
+ * `wrapError(err, "publishing batch 42 to topic t")`.
  */
 export function wrapError(
   error: unknown,
@@ -71,7 +72,10 @@ export function wrapError(
   return new PgshovelError(fallback, `${doing}: ${message}`, { cause: error });
 }
 
-/** Formats an error for a person: message, hint, and the chain of causes' messages. */
+/**
+ * Formats an error for a person: its message and hint. Causes are not printed: a wrapped
+ * error's message already carries its cause's (see {@link wrapError}, convertPgError).
+ */
 export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const lines = [error.message];

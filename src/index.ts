@@ -17,7 +17,14 @@ export {
 export type { AdminContext, TwoPhaseHooks } from "./cluster/context.js";
 export type { ClusterRecord } from "./cluster/records.js";
 export { ZooKeeper, type ZooKeeperOptions } from "./cluster/zookeeper.js";
-export { checkClusterName, checkSetName, dbNames, kafkaNames, zkPaths } from "./config/names.js";
+export {
+  checkClusterName,
+  checkSetName,
+  DEFAULT_CONSUMER,
+  dbNames,
+  kafkaNames,
+  zkPaths,
+} from "./config/names.js";
 export {
   hidePassword,
   parseSetConfig,
@@ -27,15 +34,34 @@ export {
   setConfigSchema,
 } from "./config/set-config.js";
 export * from "./consumer/index.js";
+export {
+  type Election,
+  Leadership,
+  type LeadershipOptions,
+} from "./coordination/leadership.js";
+export {
+  type Follower,
+  SessionExpired,
+  SetFollower,
+  type SetState,
+} from "./coordination/set-follower.js";
 export { ERROR_CODES, type ErrorCode, isPgshovelError, PgshovelError } from "./errors.js";
 export * from "./kafka/index.js";
 export { createLogger, type Logger, silentLogger } from "./log.js";
-export {
-  Relay,
-  type RelayDiagnostics,
-  type RelayOptions,
-  type RelayOutcome,
-} from "./relay/relay.js";
+export type {
+  BatchInfo,
+  BatchSource,
+  BatchSourceFactory,
+  ConsumerInfo,
+} from "./relay/batch-source.js";
+export type {
+  RelayDiagnostics,
+  RelayOptions,
+  RelayOutcome,
+  RelayState,
+} from "./relay/options.js";
+export { PgqSource, type PgqSourceOptions } from "./relay/pgq-source.js";
+export { Relay } from "./relay/relay.js";
 export { FileSink, StreamSink } from "./sinks/file/file-sink.js";
 export * from "./sinks/kafka/index.js";
 export type { CommittedMark, Sink } from "./sinks/sink.js";

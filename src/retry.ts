@@ -1,6 +1,39 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { PgshovelError } from "./errors.js";
 
+/** Bounds of an exponential backoff. */
+export interface BackoffPolicy {
+  initialDelayMs: number;
+  maxDelayMs: number;
+  /** Wait a random 50–100 % of each delay, so that many clients do not retry in step. */
+  jitter?: boolean;
+}
+
+/**
+ * An exponential backoff: the first delay is `initialDelayMs`, each next one
+ * doubles, up to `maxDelayMs`, until {@link reset}. It only computes delays;
+ * the caller waits in whatever way suits it (a wait that wakes on an event, say).
+ */
+export class Backoff {
+  #delayMs: number;
+
+  constructor(private readonly policy: BackoffPolicy) {
+    this.#delayMs = policy.initialDelayMs;
+  }
+
+  /** The delay to wait now; the following call returns twice as much, up to the bound. */
+  next(): number {
+    const delayMs = this.#delayMs;
+    this.#delayMs = Math.min(delayMs * 2, this.policy.maxDelayMs);
+    return this.policy.jitter ? Math.round(delayMs * (0.5 + Math.random() / 2)) : delayMs;
+  }
+
+  /** Starts again from the initial delay (after a success). */
+  reset(): void {
+    this.#delayMs = this.policy.initialDelayMs;
+  }
+}
+
 /** How {@link withRetry} retries. */
 export interface RetryPolicy {
   /** Attempts in all, the first included; Infinity retries until aborted. */
@@ -12,18 +45,15 @@ export interface RetryPolicy {
   signal?: AbortSignal;
 }
 
-/** A sensible default: 10 attempts, 100 ms doubling to 5 s. */
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 10, initialDelayMs: 100, maxDelayMs: 5_000 };
-
 /**
  * Runs `operation`, retrying with exponential backoff and jitter while it throws
  * a retryable {@link PgshovelError}. Anything else is rethrown at once.
  */
 export async function withRetry<T>(
   operation: (attempt: number) => Promise<T>,
-  policy: RetryPolicy = DEFAULT_RETRY,
+  policy: RetryPolicy,
 ): Promise<T> {
-  let waitMs = policy.initialDelayMs;
+  const backoff = new Backoff({ ...policy, jitter: true });
   for (let attempt = 1; ; attempt++) {
     try {
       return await operation(attempt);
@@ -32,14 +62,13 @@ export async function withRetry<T>(
         throw error;
       }
       if (policy.signal?.aborted) throw error;
-      const jittered = Math.round(waitMs * (0.5 + Math.random() / 2));
-      policy.onRetry?.(error, attempt, jittered);
+      const waitMs = backoff.next();
+      policy.onRetry?.(error, attempt, waitMs);
       try {
-        await delay(jittered, undefined, policy.signal ? { signal: policy.signal } : undefined);
+        await delay(waitMs, undefined, policy.signal ? { signal: policy.signal } : undefined);
       } catch {
         throw error;
       }
-      waitMs = Math.min(waitMs * 2, policy.maxDelayMs);
     }
   }
 }

@@ -1,11 +1,8 @@
-import { dbNames, ident } from "../config/names.js";
+import { DEFAULT_CONSUMER, dbNames, ident } from "../config/names.js";
 import { type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
 import type { CatalogTable } from "./catalog.js";
 import { captureSql } from "./sql.js";
-
-/** The PgQ consumer relays use unless told otherwise; registered when a set is created. */
-export const DEFAULT_CONSUMER = "pgshovel";
 
 /**
  * Fails with DATABASE_NOT_READY unless the server can host a set: PgQ is
@@ -102,7 +99,7 @@ async function setFunctions(client: PgClient, cluster: string, set: string): Pro
     client,
     `SELECT p.proname::text AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname = $1 AND p.proname ~ $2`,
-    [dbNames.schema(cluster), `^capture_${set}_[0-9]+$`],
+    [dbNames.schema(cluster), dbNames.captureFunctionPattern(set)],
     "listing capture functions",
   );
   return rows.rows.map((r) => r.name);
@@ -169,25 +166,32 @@ export async function installSet(
   }
 }
 
-/** Removes a set's triggers, capture functions and queue (with its consumers and events). */
-export async function uninstallSet(client: PgClient, cluster: string, set: string): Promise<void> {
-  await removeSetTriggers(client, cluster, set);
-  const queue = dbNames.queue(cluster, set);
-  // A database without PgQ (e.g. recreated since) holds no queue of ours.
+/**
+ * Whether a PgQ queue exists; false also in a database without PgQ (e.g. recreated since).
+ * Nothing here fails on a missing PgQ, so it is safe inside a transaction that must go on.
+ */
+export async function queueExists(client: PgClient, queue: string): Promise<boolean> {
   const pgq = await query(
     client,
     "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'pgq'",
     [],
     "checking for PgQ",
   );
-  if (!pgq.rowCount) return;
+  if (!pgq.rowCount) return false;
   const exists = await query(
     client,
     "SELECT 1 FROM pgq.queue WHERE queue_name = $1",
     [queue],
     "looking up the queue",
   );
-  if (exists.rowCount && exists.rowCount > 0) {
+  return (exists.rowCount ?? 0) > 0;
+}
+
+/** Removes a set's triggers, capture functions and queue (with its consumers and events). */
+export async function uninstallSet(client: PgClient, cluster: string, set: string): Promise<void> {
+  await removeSetTriggers(client, cluster, set);
+  const queue = dbNames.queue(cluster, set);
+  if (await queueExists(client, queue)) {
     await query(client, "SELECT pgq.drop_queue($1, true)", [queue], "dropping the PgQ queue");
   }
 }
@@ -198,22 +202,7 @@ export async function describeSetObjects(
   cluster: string,
   set: string,
 ): Promise<{ queue: boolean; triggers: string[] }> {
-  const hasPgq = await query(
-    client,
-    "SELECT 1 FROM pg_namespace WHERE nspname = 'pgq'",
-    [],
-    "checking for PgQ",
-  );
-  const queue =
-    hasPgq.rowCount !== 0 &&
-    ((
-      await query(
-        client,
-        "SELECT 1 FROM pgq.queue WHERE queue_name = $1",
-        [dbNames.queue(cluster, set)],
-        "looking up the queue",
-      )
-    ).rowCount ?? 0) > 0;
+  const queue = await queueExists(client, dbNames.queue(cluster, set));
   const triggers = await query<{ name: string }>(
     client,
     `SELECT format('%I.%I:%I', n.nspname, c.relname, t.tgname) AS name

@@ -1,7 +1,8 @@
 import { Command, InvalidArgumentError } from "commander";
 import { ZooKeeper } from "../cluster/zookeeper.js";
-import { checkSetName } from "../config/names.js";
+import { checkSetName, DEFAULT_CONSUMER } from "../config/names.js";
 import { describeError, PgshovelError } from "../errors.js";
+import { PgqSource } from "../relay/pgq-source.js";
 import { Relay } from "../relay/relay.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
 import { globals, loggerFor } from "./context.js";
@@ -62,7 +63,7 @@ function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
     )
     .addOption(
       option("--consumer-id <id>", "PgQ consumer name; one relay is active per set and consumer")
-        .default("pgshovel")
+        .default(DEFAULT_CONSUMER)
         .argParser(parseConsumer),
     )
     .addOption(
@@ -110,15 +111,16 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
   });
   const connect = () =>
     ZooKeeper.connect({ hosts: options.zookeeperHosts, timeoutMs: options.zookeeperTimeout });
+  const { cluster } = options;
   const relay = new Relay({
     zk: await connect(),
     reconnect: connect,
-    cluster: options.cluster,
+    cluster,
     set,
     consumer,
     sink,
+    source: (dsn) => new PgqSource(dsn, { cluster, set, consumer, fetchSize: flags.fetchSize }),
     logger,
-    fetchSize: flags.fetchSize,
     pollIntervalMs: flags.pollInterval,
     selfTick: flags.selfTick,
     maxZooKeeperPauseMs: flags.maxZookeeperPause,
@@ -130,7 +132,7 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
   const stop = (signal: string) => {
     if (controller.signal.aborted) return;
     logger.info({ signal }, "stopping");
-    controller.abort(new PgshovelError("INTERNAL", `stopped by ${signal}`));
+    controller.abort(new PgshovelError("STOPPED", `stopped by ${signal}`));
     // Whatever is still in flight is safe to abandon: an unfinished batch is sent again.
     setTimeout(() => {
       logger.warn("did not stop within 9 s: exiting");

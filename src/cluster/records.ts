@@ -15,12 +15,29 @@ export function encodeRecord(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value, null, 2));
 }
 
-function decodeRecord<T>(data: Buffer, path: string): T {
+/** Parses znode data written by {@link encodeRecord}; INTERNAL when it is not JSON. */
+export function decodeRecord<T>(data: Buffer, path: string): T {
   try {
     return JSON.parse(data.toString("utf8")) as T;
   } catch (error) {
     throw new PgshovelError("INTERNAL", `znode ${path} does not hold valid JSON`, { cause: error });
   }
+}
+
+/** NOT_FOUND: the cluster has no record in ZooKeeper. */
+export function clusterNotInitialized(cluster: string): PgshovelError {
+  return new PgshovelError("NOT_FOUND", `cluster ${JSON.stringify(cluster)} is not initialized`, {
+    hint: "run `pgshovel cluster initialize` (or check --cluster and --zookeeper-hosts)",
+  });
+}
+
+/** NOT_FOUND: the cluster has no such set. */
+export function setNotFound(cluster: string, set: string): PgshovelError {
+  return new PgshovelError(
+    "NOT_FOUND",
+    `set ${JSON.stringify(set)} does not exist in cluster ${JSON.stringify(cluster)}`,
+    { hint: "`pgshovel set list` shows the sets" },
+  );
 }
 
 /** Reads the cluster record and its znode version; NOT_FOUND when the cluster is not initialized. */
@@ -29,15 +46,7 @@ export async function readClusterRecord(
 ): Promise<{ record: ClusterRecord; version: number }> {
   const path = zkPaths.cluster(ctx.cluster);
   const node = await ctx.zk.get(path);
-  if (!node) {
-    throw new PgshovelError(
-      "NOT_FOUND",
-      `cluster ${JSON.stringify(ctx.cluster)} is not initialized`,
-      {
-        hint: "run `pgshovel cluster initialize` (or check --cluster and --zookeeper-hosts)",
-      },
-    );
-  }
+  if (!node) throw clusterNotInitialized(ctx.cluster);
   return { record: decodeRecord<ClusterRecord>(node.data, path), version: node.stat.version };
 }
 
@@ -78,15 +87,7 @@ export async function requireSet(
   name: string,
 ): Promise<{ config: StoredSetConfig; version: number }> {
   const set = await readSet(ctx, name);
-  if (!set) {
-    throw new PgshovelError(
-      "NOT_FOUND",
-      `set ${JSON.stringify(name)} does not exist in cluster ${JSON.stringify(ctx.cluster)}`,
-      {
-        hint: "`pgshovel set list` shows the sets",
-      },
-    );
-  }
+  if (!set) throw setNotFound(ctx.cluster, name);
   return set;
 }
 

@@ -5,7 +5,7 @@ import { closeQuietly, connect, type PgClient, query } from "../database/postgre
 import { describeError, PgshovelError } from "../errors.js";
 import { withRetry } from "../retry.js";
 import type { AdminContext } from "./context.js";
-import { encodeRecord } from "./records.js";
+import { decodeRecord, encodeRecord } from "./records.js";
 import { isZkError, type ZkOp, ZooKeeper } from "./zookeeper.js";
 
 /** A database taking part in a change: `prepare` does its work inside the transaction. */
@@ -235,7 +235,7 @@ async function learnOutcome(
 async function decide(zk: ZooKeeper, recordPath: string): Promise<boolean> {
   const node = await zk.get(recordPath);
   if (!node) return false;
-  const record = JSON.parse(node.data.toString("utf8")) as TransactionRecord;
+  const record = decodeRecord<TransactionRecord>(node.data, recordPath);
   if (record.state === "committed") return true;
   if (record.state === "prepared") {
     try {
@@ -294,7 +294,7 @@ export async function recover(ctx: AdminContext): Promise<RecoveryReport> {
     }
     const node = await ctx.zk.get(path);
     if (!node) continue;
-    const record = JSON.parse(node.data.toString("utf8")) as TransactionRecord;
+    const record = decodeRecord<TransactionRecord>(node.data, path);
     let commit: boolean;
     try {
       commit = await decide(ctx.zk, path);

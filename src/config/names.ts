@@ -27,13 +27,20 @@ export function checkSetName(name: string): string {
   return check("set", name, MAX_SET_NAME);
 }
 
+/** The PgQ consumer relays use unless told otherwise; `set create` registers it with the queue. */
+export const DEFAULT_CONSUMER = "pgshovel";
+
+const captureFunctionPrefix = (set: string) => `capture_${set}_`;
+
 /** Database-side names derived from a cluster and set, in one place. */
 export const dbNames = {
   schema: (cluster: string) => `pgshovel_${cluster}`,
   queue: (cluster: string, set: string) => `pgshovel_${cluster}_${set}`,
   trigger: (cluster: string, set: string) => `pgs_${cluster}_${set}`,
   truncateTrigger: (cluster: string, set: string) => `pgs_${cluster}_${set}_t`,
-  captureFunction: (set: string, relid: number) => `capture_${set}_${relid}`,
+  captureFunction: (set: string, relid: number) => `${captureFunctionPrefix(set)}${relid}`,
+  /** A regular expression (PostgreSQL's `~`) matching every capture function name of a set. */
+  captureFunctionPattern: (set: string) => `^${captureFunctionPrefix(set)}[0-9]+$`,
 };
 
 /** ZooKeeper paths, in one place. */
@@ -44,6 +51,9 @@ export const zkPaths = {
   transactions: (cluster: string) => `/${cluster}/transactions`,
   transaction: (cluster: string, id: string) => `/${cluster}/transactions/${id}`,
   relays: (cluster: string, set: string) => `/${cluster}/relays/${set}`,
+  /** Where the relays of one (set, consumer) stand for election: one candidate node each. */
+  relayElection: (cluster: string, set: string, consumer: string) =>
+    `${zkPaths.relays(cluster, set)}/${consumer}`,
 };
 
 /** Kafka names derived from a cluster, set and consumer, in one place. */

@@ -79,11 +79,16 @@ export function convertPgError(error: unknown, doing: string): PgshovelError {
   );
 }
 
+/** Options of {@link connect}. */
+export interface ConnectOptions {
+  applicationName?: string;
+  timeoutMs?: number;
+  /** How column values are parsed, when the driver's defaults do not fit. */
+  types?: pg.CustomTypesConfig;
+}
+
 /** Connects to a DSN (a `postgresql://` URI), converting failures. */
-export async function connect(
-  dsn: string,
-  options: { applicationName?: string; timeoutMs?: number } = {},
-): Promise<PgClient> {
+export async function connect(dsn: string, options: ConnectOptions = {}): Promise<PgClient> {
   if (!/^postgres(ql)?:\/\//i.test(dsn)) {
     throw new PgshovelError(
       "INVALID_ARGUMENT",
@@ -94,6 +99,7 @@ export async function connect(
     connectionString: dsn,
     application_name: options.applicationName ?? "pgshovel",
     connectionTimeoutMillis: options.timeoutMs ?? 10_000,
+    ...(options.types ? { types: options.types } : {}),
   });
   // An idle connection that breaks emits "error"; callers see it on their next query.
   client.on("error", () => {});

@@ -1,47 +1,28 @@
 import { setImmediate as setImmediatePromise } from "node:timers/promises";
 import pg from "pg";
+import { queueExists } from "../capture/install.js";
 import { dbNames, ident } from "../config/names.js";
 import { hidePassword } from "../config/set-config.js";
-import { closeQuietly, convertPgError, query } from "../database/postgres.js";
+import { closeQuietly, connect, type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
-import type { Snapshot, Tick, Timestamp } from "../stream/types.js";
+import type { Mutation, Tick } from "../stream/types.js";
+import type { BatchInfo, BatchSource, ConsumerInfo } from "./batch-source.js";
+import {
+  parseSnapshot,
+  QUEUE_EVENT_COLUMNS,
+  type QueueEvent,
+  toMutation,
+  toTimestamp,
+} from "./pgq-event.js";
 
-/** A batch PgQ has ready for a consumer. */
-export interface BatchInfo {
-  id: bigint;
-  startTickId: bigint;
-  endTickId: bigint;
-}
-
-/**
- * One event row of a batch, with PgQ's column names (a FETCH returns them so;
- * keeping them spares a copy per event). What the capture trigger puts in each
- * column: src/capture/sql.ts.
- */
-export interface QueueEvent {
-  ev_id: string;
-  /** timestamptz as PostgreSQL prints it. */
-  ev_time: string;
-  ev_txid: string;
-  /** The operation. */
-  ev_type: string;
-  /** `{"old" : row, "new" : row}` as JSON text. */
-  ev_data: string;
-  /** The table's schema. */
-  ev_extra1: string;
-  /** The table's name. */
-  ev_extra2: string;
-  /** The set's configuration version. */
-  ev_extra3: string;
-  /** The identity column names as a JSON array. */
-  ev_extra4: string;
-}
-
-/** Consumer lag and backlog as PgQ reports them. */
-export interface ConsumerInfo {
-  lagSeconds: number | null;
-  lastSeenSeconds: number | null;
-  pendingEvents: string | null;
+/** What a {@link PgqSource} reads: the set's queue, as one consumer. */
+export interface PgqSourceOptions {
+  cluster: string;
+  set: string;
+  /** The PgQ consumer; registered on open when missing (it then starts at the latest tick). */
+  consumer: string;
+  /** Rows fetched from a batch's cursor at a time. */
+  fetchSize: number;
 }
 
 // int8 stays text (converted to bigint where needed); timestamptz stays text (microseconds kept).
@@ -53,27 +34,6 @@ const types = {
   },
 };
 
-/** Converts PostgreSQL's ISO timestamptz output in UTC ("2026-11-24 03:45:27.1234+00") to a stream Timestamp. */
-export function toTimestamp(text: string): Timestamp {
-  const match = /^(\d{4,}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00$/.exec(text);
-  if (!match)
-    throw new PgshovelError(
-      "INTERNAL",
-      `unexpected timestamp ${JSON.stringify(text)} from PostgreSQL`,
-    );
-  return `${match[1]}T${match[2]}.${(match[3] ?? "").padEnd(6, "0")}Z`;
-}
-
-/** Parses a txid_snapshot's text form "xmin:xmax:xip,xip". */
-export function parseSnapshot(text: string): Snapshot {
-  const [xmin, xmax, xip = ""] = text.split(":");
-  return {
-    xmin: BigInt(xmin!),
-    xmax: BigInt(xmax!),
-    xip: xip === "" ? [] : xip.split(",").map((x) => BigInt(x)),
-  };
-}
-
 const CURSOR = "pgshovel_batch";
 /** Aim for about this many bytes of event data per FETCH. */
 const FETCH_BYTES = 8 << 20;
@@ -83,18 +43,19 @@ const FIRST_FETCH = 256;
 const YIELD_EVERY = 500;
 
 /** A set's PgQ queue as seen by one consumer: next batch, its events, finish. */
-export class PgqSource {
+export class PgqSource implements BatchSource {
   readonly queue: string;
-  private client: pg.Client | undefined;
+  readonly labels: Readonly<Record<string, string>>;
+  private client: PgClient | undefined;
   private nodeId = "";
+  private readonly identities = new Map<string, string[]>();
 
   constructor(
     readonly dsn: string,
-    readonly cluster: string,
-    readonly set: string,
-    readonly consumer: string,
+    private readonly options: PgqSourceOptions,
   ) {
-    this.queue = dbNames.queue(cluster, set);
+    this.queue = dbNames.queue(options.cluster, options.set);
+    this.labels = { queue: this.queue };
   }
 
   /** The source database's node id (valid after {@link open}). */
@@ -102,26 +63,15 @@ export class PgqSource {
     return this.nodeId;
   }
 
-  private get db(): pg.Client {
+  private get db(): PgClient {
     if (!this.client) throw new PgshovelError("INTERNAL", "PgQ source used before open()");
     return this.client;
   }
 
   /** Connects, registers the consumer (new consumers start at the latest tick) and reads the node id. */
   async open(): Promise<void> {
-    const client = new pg.Client({
-      connectionString: this.dsn,
-      types,
-      application_name: `pgshovel-relay ${this.set}`,
-      connectionTimeoutMillis: 10_000,
-    });
-    client.on("error", () => {});
-    try {
-      await client.connect();
-    } catch (error) {
-      await closeQuietly(client);
-      throw convertPgError(error, `connecting to ${hidePassword(this.dsn)}`);
-    }
+    const { cluster, set, consumer } = this.options;
+    const client = await connect(this.dsn, { applicationName: `pgshovel-relay ${set}`, types });
     this.client = client;
     await query(
       client,
@@ -129,19 +79,10 @@ export class PgqSource {
       [],
       "configuring the session",
     );
-    const queue = await query(
-      client,
-      "SELECT 1 FROM pgq.queue WHERE queue_name = $1",
-      [this.queue],
-      "looking up the queue",
-    ).catch((error: PgshovelError) => {
-      if (error.message.includes("[3F000]")) return { rowCount: 0 };
-      throw error;
-    });
-    if (!queue.rowCount) {
+    if (!(await queueExists(client, this.queue))) {
       throw new PgshovelError(
         "NOT_FOUND",
-        `queue ${this.queue} of set ${this.set} does not exist in ${hidePassword(this.dsn)}`,
+        `queue ${this.queue} of set ${set} does not exist in ${hidePassword(this.dsn)}`,
         {
           hint: "the set's database objects are missing: `pgshovel set update` reinstalls them",
         },
@@ -150,12 +91,12 @@ export class PgqSource {
     await query(
       client,
       "SELECT pgq.register_consumer($1, $2)",
-      [this.queue, this.consumer],
+      [this.queue, consumer],
       "registering the PgQ consumer",
     );
     const node = await query<{ id: string }>(
       client,
-      `SELECT id::text FROM ${ident(dbNames.schema(this.cluster))}.node`,
+      `SELECT id::text FROM ${ident(dbNames.schema(cluster))}.node`,
       [],
       "reading the node id",
     );
@@ -171,7 +112,7 @@ export class PgqSource {
     }>(
       this.db,
       "SELECT batch_id, prev_tick_id, cur_tick_id FROM pgq.next_batch_info($1, $2)",
-      [this.queue, this.consumer],
+      [this.queue, this.options.consumer],
       "asking PgQ for the next batch",
     );
     const row = result.rows[0];
@@ -211,12 +152,13 @@ export class PgqSource {
   }
 
   /**
-   * The batch's events in event order, fetched through a cursor `fetchSize`
+   * The batch's mutations in event order, fetched through a cursor `fetchSize`
    * rows at a time so that memory stays flat whatever the batch's size, and
-   * handed out in runs of at most {@link YIELD_EVERY} rows.
+   * handed out in runs of at most {@link YIELD_EVERY}.
    */
-  async *events(batchId: bigint, fetchSize: number): AsyncGenerator<QueueEvent[]> {
+  async *events(batchId: bigint): AsyncGenerator<Mutation[]> {
     const db = this.db;
+    const { fetchSize } = this.options;
     const doing = `reading batch ${batchId}`;
     await query(db, "BEGIN", [], doing);
     let done = false;
@@ -229,8 +171,7 @@ export class PgqSource {
       const firstSize = Math.min(fetchSize, FIRST_FETCH);
       const first = await query<QueueEvent>(
         db,
-        `SELECT ev_id, ev_time, ev_txid, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4
-           FROM pgq.get_batch_cursor($1, '${CURSOR}', $2)`,
+        `SELECT ${QUEUE_EVENT_COLUMNS} FROM pgq.get_batch_cursor($1, '${CURSOR}', $2)`,
         [batchId.toString(), firstSize],
         doing,
       );
@@ -254,7 +195,7 @@ export class PgqSource {
           // the socket: PostgreSQL, producing the next fetch, would stall on a full socket.
           // A turn of the event loop between runs lets both sides work at once.
           if (i > 0) await setImmediatePromise();
-          yield rows.length <= YIELD_EVERY ? rows : rows.slice(i, i + YIELD_EVERY);
+          yield this.decode(rows, i, Math.min(i + YIELD_EVERY, rows.length));
         }
         if (!next) break;
         rows = (await next).rows;
@@ -264,6 +205,12 @@ export class PgqSource {
     } finally {
       await query(db, done ? "COMMIT" : "ROLLBACK", [], doing).catch(() => {});
     }
+  }
+
+  private decode(rows: QueueEvent[], from: number, to: number): Mutation[] {
+    const run = new Array<Mutation>(to - from);
+    for (let i = from; i < to; i++) run[i - from] = toMutation(rows[i]!, this.identities);
+    return run;
   }
 
   /** Marks a batch done for this consumer; PgQ then moves on. */
@@ -283,21 +230,15 @@ export class PgqSource {
 
   /** Lag and backlog of this consumer. */
   async consumerInfo(): Promise<ConsumerInfo | undefined> {
-    const result = await query<{
-      lag: number | null;
-      last_seen: number | null;
-      pending_events: string | null;
-    }>(
+    const result = await query<{ lag: number | null; pending_events: string | null }>(
       this.db,
-      `SELECT extract(epoch FROM lag)::float8 AS lag, extract(epoch FROM last_seen)::float8 AS last_seen, pending_events::text
+      `SELECT extract(epoch FROM lag)::float8 AS lag, pending_events::text
          FROM pgq.get_consumer_info($1, $2)`,
-      [this.queue, this.consumer],
+      [this.queue, this.options.consumer],
       "reading consumer info",
     );
     const row = result.rows[0];
-    return row
-      ? { lagSeconds: row.lag, lastSeenSeconds: row.last_seen, pendingEvents: row.pending_events }
-      : undefined;
+    return row ? { lagSeconds: row.lag, pendingEvents: row.pending_events } : undefined;
   }
 
   async close(): Promise<void> {

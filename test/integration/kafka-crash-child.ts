@@ -6,6 +6,7 @@
 import { ZooKeeper } from "../../src/cluster/zookeeper.js";
 import { kafkaNames } from "../../src/config/names.js";
 import { createLogger } from "../../src/log.js";
+import { PgqSource } from "../../src/relay/pgq-source.js";
 import { Relay } from "../../src/relay/relay.js";
 import { KafkaSink } from "../../src/sinks/kafka/index.js";
 import type { Sink } from "../../src/sinks/sink.js";
@@ -92,8 +93,14 @@ const relay = new Relay({
   set: args.set,
   consumer: "pgshovel",
   sink: crashingSink(sink, args.crashAt),
+  source: (dsn) =>
+    new PgqSource(dsn, {
+      cluster: args.cluster,
+      set: args.set,
+      consumer: "pgshovel",
+      fetchSize: 1000,
+    }),
   logger,
-  fetchSize: 1000,
   pollIntervalMs: 50,
   selfTick: true,
   maxZooKeeperPauseMs: 30_000,

@@ -13,7 +13,7 @@ import { ZooKeeper } from "../../../src/cluster/zookeeper.js";
 import { dbNames, zkPaths } from "../../../src/config/names.js";
 import type { SetConfigInput } from "../../../src/config/set-config.js";
 import { silentLogger } from "../../../src/log.js";
-import type { QueueEvent } from "../../../src/relay/pgq-source.js";
+import type { QueueEvent } from "../../../src/relay/pgq-event.js";
 import { repoRoot, stackEnv } from "../../support/env.js";
 import { forceTick } from "../../support/fixtures.js";
 import type { TestDatabase } from "../../support/postgres.js";
@@ -230,7 +230,7 @@ export async function readEvents(
       [queue, consumer],
     );
     if (!info?.batch_id) return events;
-    const rows = await db.query<Omit<QueueEvent, "ev_id" | "ev_time">>(
+    const rows = await db.query<Omit<QueueEvent, "ev_id" | "ev_time"> & { ev_extra3: string }>(
       `SELECT ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_txid::text
          FROM pgq.get_batch_events($1) ORDER BY ev_id`,
       [info.batch_id],

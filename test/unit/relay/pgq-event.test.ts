@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { parseSnapshot, toTimestamp } from "../../../src/relay/pgq-source.js";
-import { toMutation } from "../../../src/relay/relay.js";
+import { parseSnapshot, toMutation, toTimestamp } from "../../../src/relay/pgq-event.js";
 import { decodeJson, encodeJson } from "../../../src/stream/codec-json.js";
 import { type Message, type Mutation, ROWS_JSON } from "../../../src/stream/types.js";
 

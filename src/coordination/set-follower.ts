@@ -1,5 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
-import type { ClusterRecord } from "../cluster/records.js";
+import { type ClusterRecord, decodeRecord } from "../cluster/records.js";
 import type { ZooKeeper } from "../cluster/zookeeper.js";
 import { zkPaths } from "../config/names.js";
 import type { StoredSetConfig } from "../config/set-config.js";
@@ -10,31 +10,65 @@ import { SOFTWARE_VERSION } from "../version.js";
 /** How long past the session timeout a disconnected session is still waited for. */
 const EXPIRY_MARGIN_MS = 5_000;
 
-/** The ZooKeeper session ended: every ephemeral node of it (the relay's candidacy) is gone. */
+/** The ZooKeeper session ended: every ephemeral node of it (a worker's candidacy) is gone. */
 export class SessionExpired extends PgshovelError {
   constructor(hosts: string) {
     super(
       "ZOOKEEPER_UNAVAILABLE",
-      `the ZooKeeper session expired (${hosts}); another relay may have taken over`,
-      { hint: "restart the relay (a supervisor should do it)" },
+      `the ZooKeeper session expired (${hosts}); another process may have taken over`,
+      { hint: "restart it (a supervisor should do it)" },
     );
   }
 }
 
-/** What the relay may do under the configuration it last confirmed. */
+/** What a worker may do under the configuration it last confirmed. */
 export type SetState =
   | { kind: "active"; config: StoredSetConfig; version: number }
   | { kind: "dropped"; what: "set" | "cluster" }
   | { kind: "version-mismatch"; clusterVersion: string };
 
+/** Fails with VERSION_MISMATCH when another software version wrote the cluster record. */
+export function requireCurrentVersion(
+  state: SetState,
+): asserts state is Exclude<SetState, { kind: "version-mismatch" }> {
+  if (state.kind === "version-mismatch") {
+    throw new PgshovelError(
+      "VERSION_MISMATCH",
+      `cluster is at version ${state.clusterVersion}, this pgshovel is ${SOFTWARE_VERSION}`,
+      { hint: "run the pgshovel of the cluster's version, or `pgshovel cluster upgrade`" },
+    );
+  }
+}
+
 /**
- * Follows a set's znode and the cluster record through watches. The relay
+ * A set's configuration as ZooKeeper confirms it, and the state of the session
+ * that confirms it: what a worker (a relay) checks before each batch.
+ */
+export interface Follower {
+  /** True while the ZooKeeper session is connected: a worker publishes only then. */
+  readonly isConnected: boolean;
+  /** True once the session has expired; it never comes back. */
+  readonly hasExpired: boolean;
+  /**
+   * The configuration confirmed with ZooKeeper now. Waits while disconnected,
+   * up to `maxPauseMs`; fails when the session expired or the pause lasted too long.
+   */
+  confirmed(signal: AbortSignal, maxPauseMs: number): Promise<SetState>;
+  invalidate(): void;
+  /** Sleeps up to `ms`, waking early on abort or on a ZooKeeper event. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+  /** Stops reacting to session events (the session is being closed). */
+  close(): void;
+}
+
+/**
+ * Follows a set's znode and the cluster record through watches. A relay
  * asks it, before every batch, for the confirmed state: while the session is
  * disconnected that call waits (the relay pauses), and once the session has
  * expired it fails with {@link SessionExpired} (another relay may own the set by
  * then: the relay stops publishing and stands for leadership again in a new session).
  */
-export class SetFollower {
+export class SetFollower implements Follower {
   private state: SetState | undefined;
   private stale = true;
   private connected = true;
@@ -68,12 +102,10 @@ export class SetFollower {
     });
   }
 
-  /** True while the ZooKeeper session is connected: the relay publishes only then. */
   get isConnected(): boolean {
     return this.connected && !this.expired;
   }
 
-  /** True once the session has expired; it never comes back. */
   get hasExpired(): boolean {
     return this.expired;
   }
@@ -90,7 +122,7 @@ export class SetFollower {
   private async reload(): Promise<SetState> {
     const clusterNode = await this.zk.get(zkPaths.cluster(this.cluster), this.onWatch);
     if (!clusterNode) return { kind: "dropped", what: "cluster" };
-    const record = JSON.parse(clusterNode.data.toString("utf8")) as ClusterRecord;
+    const record = decodeRecord<ClusterRecord>(clusterNode.data, zkPaths.cluster(this.cluster));
     if (record.version !== SOFTWARE_VERSION)
       return { kind: "version-mismatch", clusterVersion: record.version };
     const setNode = await this.zk.get(zkPaths.set(this.cluster, this.set), this.onWatch);
@@ -100,15 +132,11 @@ export class SetFollower {
     }
     return {
       kind: "active",
-      config: JSON.parse(setNode.data.toString("utf8")) as StoredSetConfig,
+      config: decodeRecord<StoredSetConfig>(setNode.data, zkPaths.set(this.cluster, this.set)),
       version: setNode.stat.version,
     };
   }
 
-  /**
-   * The configuration confirmed with ZooKeeper now. Waits while disconnected,
-   * up to `maxPauseMs`; fails when the session expired or the pause lasted too long.
-   */
   async confirmed(signal: AbortSignal, maxPauseMs: number): Promise<SetState> {
     const pausedSince = Date.now();
     while (!this.connected && !this.expired) {
@@ -149,17 +177,14 @@ export class SetFollower {
     return this.state;
   }
 
-  /** Makes the next {@link confirmed} read ZooKeeper again, watch or no watch. */
   invalidate(): void {
     this.stale = true;
   }
 
-  /** Stops reacting to session events (the relay is closing the session itself). */
   close(): void {
     this.closed = true;
   }
 
-  /** Sleeps up to `ms`, waking early on abort or on a ZooKeeper event. */
   async sleep(ms: number, signal: AbortSignal): Promise<void> {
     const woken = new Promise<void>((resolve) => {
       this.wake = resolve;
