@@ -20,7 +20,20 @@ export {
   type StreamViolation,
   type StreamViolationKind,
 } from "./consumer.js";
-export { frameDelimited, splitDelimited } from "./framing.js";
+export {
+  type ByteSource,
+  type Frame,
+  type FrameSplitter,
+  type Framing,
+  type FramingName,
+  frameDelimited,
+  framingOf,
+  jsonLines,
+  MAX_FRAME_BYTES,
+  sizeDelimited,
+  splitDelimited,
+  type TornFrame,
+} from "./framing.js";
 export { MessageSchema as ProtobufMessageSchema } from "./gen/pgshovel/stream/v1/stream_pb.js";
 export {
   timestampFromDate,
