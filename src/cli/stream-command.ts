@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { PgshovelError } from "../errors.js";
 import { CODEC_NAMES, codecByName } from "../stream/codec.js";
-import { BatchAssembler, type CommittedBatch } from "../stream/consumer.js";
+import { BatchAssembler, type CommittedBatch } from "../stream/assembler.js";
 import { splitDelimited } from "../stream/framing.js";
 import type { Message, Mutation, Row } from "../stream/types.js";
 import { option, parsePositiveInt } from "./options.js";

@@ -5,12 +5,12 @@ import { setTimeout as delay } from "node:timers/promises";
  */
 import { Admin } from "@platformatic/kafka";
 import type { RetryPolicy } from "../retry.js";
-import { type Codec, type CodecName, codecByName } from "../stream/codec.js";
 import {
   BatchAssembler,
   type BatchAssemblerOptions,
   type CommittedBatch,
-} from "../stream/consumer.js";
+} from "../stream/assembler.js";
+import { type Codec, type CodecName, codecByName } from "../stream/codec.js";
 import type { Message } from "../stream/types.js";
 import { clientOptions, type KafkaConnectionOptions, kafkaFailure } from "./kafka-client.js";
 import { PartitionReader } from "./partition-reader.js";

@@ -1,6 +1,12 @@
 /** The public API of the pgshovel stream: types, codecs and the consumer side. */
 
 export {
+  BatchAssembler,
+  type BatchAssemblerOptions,
+  type BatchAssemblerStats,
+  type CommittedBatch,
+} from "./assembler.js";
+export {
   CODEC_NAMES,
   type Codec,
   type CodecName,
@@ -10,16 +16,6 @@ export {
 } from "./codec.js";
 export { decodeJson, encodeJson } from "./codec-json.js";
 export { decodeProtobuf, encodeProtobuf } from "./codec-protobuf.js";
-export {
-  BatchAssembler,
-  type BatchAssemblerOptions,
-  type BatchAssemblerStats,
-  type CommittedBatch,
-  StreamValidator,
-  type StreamValidatorOptions,
-  type StreamViolation,
-  type StreamViolationKind,
-} from "./consumer.js";
 export {
   type ByteSource,
   type Frame,
@@ -36,9 +32,23 @@ export {
 } from "./framing.js";
 export { MessageSchema as ProtobufMessageSchema } from "./gen/pgshovel/stream/v1/stream_pb.js";
 export {
+  type BatchDecision,
+  type BatchDiscardReason,
+  type BatchHandler,
+  type OpenedBatch,
+  StreamingAssembler,
+  type StreamingAssemblerStats,
+} from "./streaming-assembler.js";
+export {
   timestampFromDate,
   timestampFromParts,
   timestampProblem,
   timestampToParts,
 } from "./timestamp.js";
 export * from "./types.js";
+export {
+  StreamValidator,
+  type StreamValidatorOptions,
+  type StreamViolation,
+  type StreamViolationKind,
+} from "./validator.js";

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { decodeStreamBytes } from "../../src/cli/stream-command.js";
 import { zkPaths } from "../../src/config/names.js";
-import type { CommittedBatch } from "../../src/stream/consumer.js";
+import type { CommittedBatch } from "../../src/stream/assembler.js";
 import type { Message } from "../../src/stream/types.js";
 import { startPrivatePostgres, startPrivateZooKeeper } from "../support/private-services.js";
 import { waitFor } from "../support/wait.js";

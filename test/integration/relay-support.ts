@@ -10,7 +10,7 @@ import { createSet, initializeCluster } from "../../src/cluster/admin.js";
 import type { AdminContext } from "../../src/cluster/context.js";
 import { ZooKeeper } from "../../src/cluster/zookeeper.js";
 import { silentLogger } from "../../src/log.js";
-import { BatchAssembler, type CommittedBatch } from "../../src/stream/consumer.js";
+import { BatchAssembler, type CommittedBatch } from "../../src/stream/assembler.js";
 import type { Message } from "../../src/stream/types.js";
 import { repoRoot, stackEnv, uniqueName } from "../support/env.js";
 import { createTestDatabase, type PgServer, type TestDatabase } from "../support/postgres.js";
