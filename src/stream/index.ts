@@ -1,4 +1,4 @@
-/** The public API of the pgshovel stream: types, codecs and the consumer side. */
+/** The public API of the pgshovel stream: types, codecs, framing, readers and the consumer side. */
 
 export {
   BatchAssembler,
@@ -31,6 +31,15 @@ export {
   type TornFrame,
 } from "./framing.js";
 export { MessageSchema as ProtobufMessageSchema } from "./gen/pgshovel/stream/v1/stream_pb.js";
+export {
+  type ByteChunks,
+  messagesOf,
+  type ReadStreamBytesOptions,
+  type ReadStreamFileOptions,
+  readStreamBytes,
+  readStreamFile,
+  type TornTail,
+} from "./reader.js";
 export {
   type BatchDecision,
   type BatchDiscardReason,

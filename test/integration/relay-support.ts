@@ -1,16 +1,18 @@
 /** Fixtures for relay tests: a set over real tables, a relay process, the stream it wrote. */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
 import { promisify } from "node:util";
-import { decodeStreamBytes } from "../../src/cli/stream-command.js";
 import { createSet, initializeCluster } from "../../src/cluster/admin.js";
 import type { AdminContext } from "../../src/cluster/context.js";
 import { ZooKeeper } from "../../src/cluster/zookeeper.js";
+import { isPgshovelError } from "../../src/errors.js";
 import { silentLogger } from "../../src/log.js";
 import { BatchAssembler, type CommittedBatch } from "../../src/stream/assembler.js";
+import { codecByName } from "../../src/stream/codec.js";
+import { messagesOf, readStreamFile as readStream } from "../../src/stream/reader.js";
 import type { Message } from "../../src/stream/types.js";
 import { repoRoot, stackEnv, uniqueName } from "../support/env.js";
 import { createTestDatabase, type PgServer, type TestDatabase } from "../support/postgres.js";
@@ -142,8 +144,16 @@ export async function stopRelay(
 
 /** Every message of a stream file. */
 export async function readStreamFile(path: string, codec = "json"): Promise<Message[]> {
-  const bytes = await readFile(path).catch(() => Buffer.alloc(0));
-  return decodeStreamBytes(bytes, codec);
+  const messages: Message[] = [];
+  try {
+    for await (const m of messagesOf(readStream(path, { codec: codecByName(codec) }))) {
+      messages.push(m);
+    }
+  } catch (error) {
+    if (isPgshovelError(error, "NOT_FOUND")) return []; // not written yet
+    throw error;
+  }
+  return messages;
 }
 
 /** Validates a stream and assembles its committed batches (throws on a contract breach). */
