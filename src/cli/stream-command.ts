@@ -73,7 +73,7 @@ export class StreamSummary implements BatchHandler {
     this.#write = write;
   }
 
-  begin(batch: OpenedBatch): BatchDecision {
+  async begin(batch: OpenedBatch): Promise<BatchDecision> {
     const open: OpenSummary = {
       mutations: 0,
       transactions: new Set(),

@@ -39,8 +39,11 @@ export type BatchDiscardReason = "rollback" | "abandoned";
  * stream; the `batch` argument tells them apart.
  */
 export interface BatchHandler {
-  /** A batch begins; "skip" (e.g. the target holds it already) passes over its mutations. */
-  begin(batch: OpenedBatch): BatchDecision | Promise<BatchDecision>;
+  /**
+   * A batch begins; "skip" (e.g. the target holds it already) passes over its mutations.
+   * Always a promise: TypeScript infers an `async begin()` returning "apply" only against it.
+   */
+  begin(batch: OpenedBatch): Promise<BatchDecision>;
   /** The next mutation of an applied batch, in event order. */
   mutation(mutation: Mutation, batch: OpenedBatch): void | Promise<void>;
   /**

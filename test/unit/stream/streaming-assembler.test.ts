@@ -228,7 +228,7 @@ test("streaming: a batch the handler skips is passed over and counted as seen", 
 test("streaming: a batch whose commit fails is not delivered", async () => {
   const a = publisher(PUBLISHER_A);
   const failing: BatchHandler = {
-    begin: () => "apply",
+    begin: async () => "apply",
     mutation: () => {},
     commit: () => Promise.reject(new PgshovelError("DATABASE_UNAVAILABLE", "target is down")),
     rollback: () => {},
@@ -274,7 +274,7 @@ test("streaming: a million-mutation batch passes through without being held", as
   const watched: WeakRef<Mutation>[] = [];
   let seen = 0;
   const counter: BatchHandler = {
-    begin: () => "apply",
+    begin: async () => "apply",
     mutation: () => {
       seen++;
     },
