@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
 import { readStream } from "../src/consumer/kafka.js";
+import { jsonLines } from "../src/stream/framing.js";
 import type { Message } from "../src/stream/types.js";
 import { stackEnv, uniqueName } from "../test/support/env.js";
 import {
@@ -61,7 +62,7 @@ function tailFile(path: string): Watcher {
     const handle = await open(path, "r");
     try {
       let position = 0;
-      let carry = "";
+      const splitter = jsonLines.splitter();
       const buffer = Buffer.alloc(1 << 20);
       while (!stopped) {
         const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
@@ -71,9 +72,8 @@ function tailFile(path: string): Watcher {
         }
         const at = nowMs();
         position += bytesRead;
-        const lines = (carry + buffer.subarray(0, bytesRead).toString("utf8")).split("\n");
-        carry = lines.pop()!;
-        for (const line of lines) {
+        const frames = splitter.push(buffer.subarray(0, bytesRead));
+        for (const line of frames.map((f) => Buffer.from(f.payload).toString("utf8"))) {
           if (line.includes('"mutation":{')) {
             const message = JSON.parse(line) as { mutation: { new: { id: string } } };
             const id = Number(message.mutation.new.id);

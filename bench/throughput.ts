@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type pg from "pg";
 import { readStream } from "../src/consumer/kafka.js";
 import { PartitionReader } from "../src/kafka/partition-reader.js";
+import { jsonLines } from "../src/stream/framing.js";
 import { stackEnv, uniqueName } from "../test/support/env.js";
 import {
   RELAY_KILL_AFTER_MS,
@@ -56,21 +57,26 @@ async function firstFileTimestamp(path: string): Promise<number> {
   try {
     const buffer = Buffer.alloc(64 * 1024);
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-    const line = buffer.subarray(0, bytesRead).toString("utf8").split("\n")[0]!;
+    const [first] = jsonLines.splitter().push(buffer.subarray(0, bytesRead));
+    const line = Buffer.from(first!.payload).toString("utf8");
     return Date.parse((JSON.parse(line) as { header: { timestamp: string } }).header.timestamp);
   } finally {
     await handle.close();
   }
 }
 
+const MUTATION_KEY = Buffer.from('"mutation":{');
+
 /** Counts the mutation lines of a JSON-lines stream file. */
 async function countFileMutations(path: string): Promise<number> {
   let count = 0;
-  let carry = "";
+  const splitter = jsonLines.splitter();
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    const lines = (carry + (chunk as Buffer).toString("utf8")).split("\n");
-    carry = lines.pop()!;
-    for (const line of lines) if (line.includes('"mutation":{')) count++;
+    for (const { payload } of splitter.push(chunk as Buffer)) {
+      if (Buffer.from(payload.buffer, payload.byteOffset, payload.length).includes(MUTATION_KEY)) {
+        count++;
+      }
+    }
   }
   return count;
 }

@@ -12,7 +12,7 @@ export const CODEC_NAMES: readonly CodecName[] = ["json", "protobuf"];
 
 /**
  * Turns messages into the bytes of one record and back. The JSON codec's bytes
- * are the UTF-8 line without its newline: JSON-lines framing is the sink's job.
+ * are the UTF-8 line without its newline: framing is framing.ts's job.
  */
 export interface Codec {
   /** Which codec this is. */

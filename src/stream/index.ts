@@ -1,5 +1,11 @@
-/** The public API of the pgshovel stream: types, codecs and the consumer side. */
+/** The public API of the pgshovel stream: types, codecs, framing, readers and the consumer side. */
 
+export {
+  BatchAssembler,
+  type BatchAssemblerOptions,
+  type BatchAssemblerStats,
+  type CommittedBatch,
+} from "./assembler.js";
 export {
   CODEC_NAMES,
   type Codec,
@@ -11,17 +17,37 @@ export {
 export { decodeJson, encodeJson } from "./codec-json.js";
 export { decodeProtobuf, encodeProtobuf } from "./codec-protobuf.js";
 export {
-  BatchAssembler,
-  type BatchAssemblerOptions,
-  type BatchAssemblerStats,
-  type CommittedBatch,
-  StreamValidator,
-  type StreamValidatorOptions,
-  type StreamViolation,
-  type StreamViolationKind,
-} from "./consumer.js";
-export { frameDelimited, splitDelimited } from "./framing.js";
+  type ByteSource,
+  type Frame,
+  type FrameSplitter,
+  type Framing,
+  type FramingName,
+  frameDelimited,
+  framingOf,
+  jsonLines,
+  MAX_FRAME_BYTES,
+  sizeDelimited,
+  splitDelimited,
+  type TornFrame,
+} from "./framing.js";
 export { MessageSchema as ProtobufMessageSchema } from "./gen/pgshovel/stream/v1/stream_pb.js";
+export {
+  type ByteChunks,
+  messagesOf,
+  type ReadStreamBytesOptions,
+  type ReadStreamFileOptions,
+  readStreamBytes,
+  readStreamFile,
+  type TornTail,
+} from "./reader.js";
+export {
+  type BatchDecision,
+  type BatchDiscardReason,
+  type BatchHandler,
+  type OpenedBatch,
+  StreamingAssembler,
+  type StreamingAssemblerStats,
+} from "./streaming-assembler.js";
 export {
   timestampFromDate,
   timestampFromParts,
@@ -29,3 +55,9 @@ export {
   timestampToParts,
 } from "./timestamp.js";
 export * from "./types.js";
+export {
+  StreamValidator,
+  type StreamValidatorOptions,
+  type StreamViolation,
+  type StreamViolationKind,
+} from "./validator.js";

@@ -6,8 +6,8 @@ import { kafkaNames } from "../../src/config/names.js";
 import { readStream } from "../../src/consumer/kafka.js";
 import { readLastCommittedBatch } from "../../src/kafka/last-commit.js";
 import { KafkaSink } from "../../src/sinks/kafka/index.js";
-import { StreamValidator } from "../../src/stream/consumer.js";
 import type { Message, Mutation } from "../../src/stream/types.js";
+import { StreamValidator } from "../../src/stream/validator.js";
 import { repoRoot, stackEnv, uniqueName } from "../support/env.js";
 import {
   pgbench,

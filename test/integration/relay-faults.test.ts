@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { decodeStreamBytes } from "../../src/cli/stream-command.js";
 import { zkPaths } from "../../src/config/names.js";
-import type { CommittedBatch } from "../../src/stream/consumer.js";
+import type { CommittedBatch } from "../../src/stream/assembler.js";
+import { messagesOf, readStreamBytes } from "../../src/stream/reader.js";
 import type { Message } from "../../src/stream/types.js";
 import { setupSet, startRelay, stopRelay, waitForLog } from "../support/fixtures.js";
 import { startPrivatePostgres, startPrivateZooKeeper } from "../support/private-services.js";
@@ -55,10 +55,10 @@ describe("relay faults", () => {
       });
       first.child.kill("SIGKILL");
       await first.exited;
-      const partial: Message[] = decodeStreamBytes(
-        Buffer.from(seen.slice(0, seen.lastIndexOf("\n") + 1)),
-        "json",
-      );
+      const partial: Message[] = [];
+      const whole = Buffer.from(seen.slice(0, seen.lastIndexOf("\n") + 1));
+      for await (const m of messagesOf(readStreamBytes([whole], { codec: "json" })))
+        partial.push(m);
       assert.ok(
         !partial.some(
           (m) =>

@@ -2,20 +2,30 @@
  * Fixtures for relay tests: the stream a relay wrote (the set and the relay process come
  * from test/support/fixtures.ts).
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
-import { decodeStreamBytes } from "../../src/cli/stream-command.js";
-import { BatchAssembler, type CommittedBatch } from "../../src/stream/consumer.js";
+import { isPgshovelError } from "../../src/errors.js";
+import { BatchAssembler, type CommittedBatch } from "../../src/stream/assembler.js";
+import { codecByName } from "../../src/stream/codec.js";
+import { messagesOf, readStreamFile as readStream } from "../../src/stream/reader.js";
 import type { Message } from "../../src/stream/types.js";
 import type { RelayProcess } from "../support/fixtures.js";
 import { waitFor } from "../support/wait.js";
 
 /** Every message of a stream file. */
 export async function readStreamFile(path: string, codec = "json"): Promise<Message[]> {
-  const bytes = await readFile(path).catch(() => Buffer.alloc(0));
-  return decodeStreamBytes(bytes, codec);
+  const messages: Message[] = [];
+  try {
+    for await (const m of messagesOf(readStream(path, { codec: codecByName(codec) }))) {
+      messages.push(m);
+    }
+  } catch (error) {
+    if (isPgshovelError(error, "NOT_FOUND")) return []; // not written yet
+    throw error;
+  }
+  return messages;
 }
 
 /** Validates a stream and assembles its committed batches (throws on a contract breach). */

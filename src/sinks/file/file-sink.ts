@@ -3,25 +3,23 @@ import { type FileHandle, open } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { PgshovelError } from "../../errors.js";
 import type { Codec } from "../../stream/codec.js";
-import { frameDelimited } from "../../stream/framing.js";
+import { type Framing, framingOf } from "../../stream/framing.js";
 import type { BatchRef, Message } from "../../stream/types.js";
 import type { Sink } from "../sink.js";
+import { cutTornTail } from "./tail-repair.js";
 
 // Bytes gathered before a write: big enough to amortize syscalls, small enough to keep memory flat.
 const FLUSH_BYTES = 1 << 20;
-const NEWLINE = new Uint8Array([0x0a]);
-
-/** Frames a message for a byte stream: a JSON line, or a size-delimited protobuf frame. */
-export function frame(codec: Codec, message: Message): Uint8Array[] {
-  const payload = codec.encode(message);
-  return codec.name === "json" ? [payload, NEWLINE] : [frameDelimited(payload)];
-}
 
 abstract class ByteStreamSink implements Sink {
   abstract readonly description: string;
   readonly transactional = false;
+  /** How messages are cut in the byte stream: JSON lines or size-delimited frames. */
+  protected readonly framing: Framing;
 
-  constructor(protected readonly codec: Codec) {}
+  constructor(protected readonly codec: Codec) {
+    this.framing = framingOf(codec);
+  }
 
   abstract open(): Promise<void>;
   protected abstract write(chunk: Buffer): Promise<void>;
@@ -31,8 +29,12 @@ abstract class ByteStreamSink implements Sink {
 
   async publishBatch(_batch: BatchRef, messages: AsyncIterable<Message>): Promise<void> {
     const encodeText = this.codec.encodeText;
-    if (encodeText) await this.publishLines(messages, encodeText);
-    else await this.publishFrames(messages);
+    const terminator = this.framing.textTerminator;
+    if (encodeText && terminator !== undefined) {
+      await this.publishLines(messages, encodeText, terminator);
+    } else {
+      await this.publishFrames(messages);
+    }
     await this.sync();
   }
 
@@ -43,11 +45,12 @@ abstract class ByteStreamSink implements Sink {
   private async publishLines(
     messages: AsyncIterable<Message>,
     encodeText: (message: Message) => string,
+    terminator: string,
   ): Promise<void> {
     let text = "";
     for await (const message of messages) {
       text += encodeText(message);
-      text += "\n";
+      text += terminator;
       // String length counts UTF-16 units: at most 3 bytes each, so a write stays near FLUSH_BYTES.
       if (text.length >= FLUSH_BYTES / 3) {
         await this.write(Buffer.from(text, "utf8"));
@@ -61,7 +64,7 @@ abstract class ByteStreamSink implements Sink {
     let pending: Uint8Array[] = [];
     let size = 0;
     for await (const message of messages) {
-      for (const part of frame(this.codec, message)) {
+      for (const part of this.framing.frame(this.codec.encode(message))) {
         pending.push(part);
         size += part.length;
       }
@@ -75,7 +78,10 @@ abstract class ByteStreamSink implements Sink {
   }
 }
 
-/** Appends the stream to a file, fsynced at every commit. */
+/**
+ * Appends the stream to a file, fsynced at every commit. On open it cuts off a message left
+ * half-written by a crash (the relay re-sends that batch whole).
+ */
 export class FileSink extends ByteStreamSink {
   readonly description: string;
   private handle: FileHandle | undefined;
@@ -91,29 +97,16 @@ export class FileSink extends ByteStreamSink {
   async open(): Promise<void> {
     try {
       this.handle = await open(this.path, "a+");
-      if (this.codec.name === "json") await this.repairTornTail(this.handle);
+      await cutTornTail(this.handle, this.path, this.codec);
     } catch (error) {
+      await this.close();
+      if (error instanceof PgshovelError) throw error;
       throw new PgshovelError(
         "SINK_ERROR",
         `cannot open ${this.path} for appending: ${(error as Error).message}`,
         { cause: error },
       );
     }
-  }
-
-  /**
-   * A relay killed while writing may leave half a line at the end; the batch
-   * is re-sent whole, so the fragment is cut off before appending.
-   */
-  private async repairTornTail(handle: FileHandle): Promise<void> {
-    const { size } = await handle.stat();
-    if (size === 0) return;
-    const tail = Buffer.alloc(Math.min(size, 1 << 20));
-    await handle.read(tail, 0, tail.length, size - tail.length);
-    if (tail[tail.length - 1] === 0x0a) return;
-    const lastNewline = tail.lastIndexOf(0x0a);
-    const keep = lastNewline === -1 ? size - tail.length : size - tail.length + lastNewline + 1;
-    await handle.truncate(keep);
   }
 
   protected async write(chunk: Buffer): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { PgshovelError } from "../../../src/errors.js";
-import { StreamValidator } from "../../../src/stream/consumer.js";
+import { StreamValidator } from "../../../src/stream/validator.js";
 import type { Message } from "../../../src/stream/types.js";
 import {
   active,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { jsonCodec, protobufCodec, splitDelimited } from "../../../src/stream/index.js";
+import { jsonCodec, jsonLines, protobufCodec, splitDelimited } from "../../../src/stream/index.js";
 import { FIXTURES, sampleJsonLines, sampleProtobufFrames } from "./fixtures.js";
 import { SAMPLE_STREAM } from "./sample.js";
 
@@ -20,9 +20,10 @@ test("the protobuf codec encodes the sample stream byte-for-byte as the golden f
 });
 
 test("the JSON golden file decodes back to the sample stream", () => {
-  const lines = jsonGolden.toString("utf8").split("\n");
-  assert.equal(lines.pop(), "", "the file ends with a newline");
-  const decoded = lines.map((line) => jsonCodec.decode(Buffer.from(line, "utf8")));
+  const splitter = jsonLines.splitter();
+  const lines = splitter.push(jsonGolden);
+  assert.equal(splitter.torn(), undefined, "the file ends with a newline");
+  const decoded = lines.map((line) => jsonCodec.decode(line.payload));
   assert.deepEqual(decoded, SAMPLE_STREAM);
 });
 
