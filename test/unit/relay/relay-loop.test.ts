@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { PgshovelError } from "../../../src/errors.js";
-import { StreamValidator } from "../../../src/stream/validator.js";
 import type { Message } from "../../../src/stream/types.js";
+import { StreamValidator } from "../../../src/stream/validator.js";
 import {
   active,
   outage,
