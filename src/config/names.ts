@@ -34,6 +34,13 @@ export const dbNames = {
   trigger: (cluster: string, set: string) => `pgs_${cluster}_${set}`,
   truncateTrigger: (cluster: string, set: string) => `pgs_${cluster}_${set}_t`,
   captureFunction: (set: string, relid: number) => `capture_${set}_${relid}`,
+  /** A replica's applied position per set, in the target's cluster schema. */
+  replicaPosition: "replica_position",
+  /** A replica's copied tables per set, in the target's cluster schema. */
+  replicaTables: "replica_tables",
+  /** The PgQ consumer a replica registers on its source's queue: named after the target's node id. */
+  replicaConsumer: (targetNode: string) =>
+    `pgshovel_replica_${targetNode.replaceAll("-", "").slice(0, 12)}`,
 };
 
 /** ZooKeeper paths, in one place. */
