@@ -2,6 +2,9 @@
  * The applier: one source batch becomes one target transaction that holds the batch's
  * changes and the replica's new position, so a crash anywhere resumes exactly.
  */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { from as copyFrom } from "pg-copy-streams";
 import { convertPgError, type PgClient, query, sqlstate } from "../database/postgres.js";
 import { PgshovelError, wrapError } from "../errors.js";
 import type { Begin, Mutation, Uuid } from "../stream/types.js";
@@ -183,11 +186,15 @@ export class BatchApplier {
       await query(this.target, run.statement(), [], `truncating ${names}`);
       return;
     }
-    const statement = run.statement();
     const what = `${run.operation} of ${run.size} rows of ${display(run.table)}`;
     let result: { rows: { n: string }[] };
     try {
-      result = await this.target.query<{ n: string }>(statement);
+      if (run.operation === "INSERT" && run.size >= (this.limits.copyInsertsFrom ?? Infinity)) {
+        const copy = run.copy();
+        await pipeline(Readable.from([copy.data]), this.target.query(copyFrom(copy.text)));
+        return;
+      }
+      result = await this.target.query<{ n: string }>(run.statement());
     } catch (error) {
       if (sqlstate(error) === "23505") throw diverged(run, `${what}: a key already exists`, error);
       throw convertPgError(error, what);

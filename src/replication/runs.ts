@@ -22,16 +22,34 @@ export interface RunLimits {
   rows: number;
   /** Most characters of values in one statement. */
   chars: number;
+  /**
+   * INSERT runs of at least this many rows are written with COPY instead of one
+   * INSERT over arrays (faster once the run is big enough: see docs/replication.md).
+   */
+  copyInsertsFrom?: number;
 }
 
-/** The default bounds: 5,000 rows or 16 M characters. */
-export const DEFAULT_RUN_LIMITS: RunLimits = { rows: 5_000, chars: 16 << 20 };
+/** The default bounds: 5,000 rows or 16 M characters; INSERT runs of 64 rows or more use COPY. */
+export const DEFAULT_RUN_LIMITS: RunLimits = { rows: 5_000, chars: 16 << 20, copyInsertsFrom: 64 };
 
 /** A value as the text PostgreSQL reads back through a cast to the column's type. */
 export function toText(value: Value): string | null {
   if (value === null) return null;
   if (typeof value === "string") return value;
   return String(value);
+}
+
+const COPY_ESCAPES: Record<string, string> = {
+  "\\": "\\\\",
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+};
+
+/** A value in COPY's text format: \N for NULL; backslash, newline, CR and tab escaped. */
+export function copyField(value: string | null): string {
+  if (value === null) return "\\N";
+  return /[\\\n\r\t]/.test(value) ? value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]!) : value;
 }
 
 function named(text: string): RunStatement["name"] {
@@ -133,6 +151,20 @@ export class RowRun {
   /** The key of the row at 1-based position `ordinal`, for error messages. */
   keyAt(ordinal: number): string {
     return this.keyTexts[ordinal - 1] ?? "(unknown)";
+  }
+
+  /** An INSERT run as COPY: the statement and its data in COPY's text format. */
+  copy(): { text: string; data: string } {
+    const columns = this.table.columns.map((c) => ident(c.name)).join(", ");
+    const lines: string[] = [];
+    for (let row = 0; row < this.size; row++) {
+      lines.push(this.arrays.map((values) => copyField(values[row] ?? null)).join("\t"));
+    }
+    lines.push("");
+    return {
+      text: `COPY ${qualified(this.table)} (${columns}) FROM STDIN`,
+      data: lines.join("\n"),
+    };
   }
 
   /** One statement for the whole run; UPDATE and DELETE return the ordinal of each matched row. */

@@ -212,6 +212,23 @@ describe("replica apply", () => {
       );
       assert.equal(row!.n, "0");
       assert.equal(bootstrap.copied.length, 1);
+
+      // healed, it goes on; a duplicate key in an INSERT run written with COPY is refused too
+      await fixture.target.query("INSERT INTO items VALUES (7, 'n', 7)");
+      await catchUp(fixture);
+      await assertEqualTables(fixture, [["items", ["id", "name", "qty"]]]);
+      await fixture.target.query("INSERT INTO items VALUES (300, 'behind its back', 0)");
+      await fixture.source.query(
+        "INSERT INTO items SELECT g, 'n', g FROM generate_series(201, 400) g",
+      );
+      await assert.rejects(catchUp(fixture), (error: unknown) => {
+        assert.ok(isPgshovelError(error, "CONFLICT"), String(error));
+        assert.match(
+          error.message,
+          /diverged from the source: INSERT of 200 rows of public\.items: a key already exists.*\(id\)=\(300\)/,
+        );
+        return true;
+      });
     } finally {
       await fixture.close();
     }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { isPgshovelError } from "../../../src/errors.js";
-import { RowRun, TruncateRun, toText } from "../../../src/replication/runs.js";
+import { copyField, RowRun, TruncateRun, toText } from "../../../src/replication/runs.js";
 import type { ReplicaTable } from "../../../src/replication/target-schema.js";
 import type { Mutation, Operation, Row } from "../../../src/stream/types.js";
 
@@ -113,6 +113,20 @@ describe("runs", () => {
       (error: unknown) =>
         isPgshovelError(error, "INVALID_CONFIGURATION") && /"flag"/.test(String(error)),
     );
+  });
+
+  test("an INSERT run as COPY text: NULL is \\N, special characters escaped", () => {
+    assert.equal(copyField(null), "\\N");
+    assert.equal(copyField("\\N"), "\\\\N", "the text \\N is not NULL");
+    assert.equal(copyField("a\tb\nc\rd\\e"), "a\\tb\\nc\\rd\\\\e");
+    assert.equal(copyField("héllo 👋"), "héllo 👋");
+    const run = new RowRun(TABLE, "INSERT");
+    run.add(mutation("INSERT", null, row("1", "null", false)));
+    run.add(mutation("INSERT", null, row("2", null, null)));
+    assert.deepEqual(run.copy(), {
+      text: 'COPY "public"."t" ("id", "doc", "flag") FROM STDIN',
+      data: "1\tnull\tfalse\n2\t\\N\t\\N\n",
+    });
   });
 
   test("consecutive TRUNCATEs become one statement", () => {
