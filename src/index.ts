@@ -62,6 +62,7 @@ export type {
 } from "./relay/options.js";
 export { PgqSource, type PgqSourceOptions } from "./relay/pgq-source.js";
 export { Relay } from "./relay/relay.js";
+export * from "./replication/index.js";
 export { FileSink, StreamSink } from "./sinks/file/file-sink.js";
 export * from "./sinks/kafka/index.js";
 export type { CommittedMark, Sink } from "./sinks/sink.js";

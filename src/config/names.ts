@@ -41,6 +41,13 @@ export const dbNames = {
   captureFunction: (set: string, relid: number) => `${captureFunctionPrefix(set)}${relid}`,
   /** A regular expression (PostgreSQL's `~`) matching every capture function name of a set. */
   captureFunctionPattern: (set: string) => `^${captureFunctionPrefix(set)}[0-9]+$`,
+  /** A replica's applied position per set, in the target's cluster schema. */
+  replicaPosition: "replica_position",
+  /** A replica's copied tables per set, in the target's cluster schema. */
+  replicaTables: "replica_tables",
+  /** The PgQ consumer a replica registers on its source's queue: named after the target's node id. */
+  replicaConsumer: (targetNode: string) =>
+    `pgshovel_replica_${targetNode.replaceAll("-", "").slice(0, 12)}`,
 };
 
 /** ZooKeeper paths, in one place. */
