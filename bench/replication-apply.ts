@@ -20,8 +20,8 @@ import { parseSnapshot } from "../src/replication/snapshot.js";
 import type { ReplicaTable } from "../src/replication/target-schema.js";
 import { installReplicaState, recordCopied } from "../src/replication/target-state.js";
 import type { Begin, Mutation, Operation, Row } from "../src/stream/types.js";
+import { setupSet } from "../test/support/fixtures.js";
 import { createTestDatabase, type TestDatabase } from "../test/support/postgres.js";
-import { createBenchSet } from "./stack.js";
 
 const TABLE: ReplicaTable = {
   schema: "public",
@@ -203,7 +203,7 @@ async function rowByRow(rows: number): Promise<void> {
 
 /** From the queue: the source's trigger, PgQ, decoding and the applier together. */
 async function endToEnd(rows: number): Promise<void> {
-  const set = await createBenchSet({
+  const set = await setupSet({
     prefix: "bench_repl_src",
     tables: ["t"],
     prepare: (db) => db.query(DDL).then(() => {}),

@@ -9,7 +9,6 @@ import type { SetConfigInput } from "../config/set-config.js";
 import { closeQuietly, connect, type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
 import { PgqSource } from "../relay/pgq-source.js";
-import { toMutation } from "../relay/relay.js";
 import type { Mutation, Uuid } from "../stream/types.js";
 import { type ApplyResult, BatchApplier } from "./apply.js";
 import { type BootstrapOptions, type BootstrapResult, bootstrapCopy } from "./bootstrap.js";
@@ -135,12 +134,12 @@ export async function applyQueueBatches(options: QueueApplyOptions): Promise<App
   const { tables, targetNode } = await describeTables(options);
   const finish = options.finish ?? true;
   const fetchSize = options.fetchSize ?? 5_000;
-  const source = new PgqSource(
-    options.sourceDsn,
-    options.cluster,
-    options.set,
-    dbNames.replicaConsumer(targetNode),
-  );
+  const source = new PgqSource(options.sourceDsn, {
+    cluster: options.cluster,
+    set: options.set,
+    consumer: dbNames.replicaConsumer(targetNode),
+    fetchSize,
+  });
   let target: PgClient | undefined;
   try {
     await source.open();
@@ -151,16 +150,13 @@ export async function applyQueueBatches(options: QueueApplyOptions): Promise<App
       tables,
       ...(options.limits ? { limits: options.limits } : {}),
     });
-    const identities = new Map<string, string[]>();
     const results: ApplyResult[] = [];
     for (;;) {
       const info = await source.nextBatch();
       if (!info) break;
       const begin = await source.ticks(info);
       const mutations = async function* (): AsyncGenerator<Mutation> {
-        for await (const events of source.events(info.id, fetchSize)) {
-          for (const event of events) yield toMutation(event, identities);
-        }
+        for await (const chunk of source.events(info.id)) yield* chunk;
       };
       results.push(
         await applier.apply({ node: source.node, id: info.id, begin, mutations: mutations() }),

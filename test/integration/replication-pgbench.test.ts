@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { bootstrapFromQueue } from "../../src/replication/queue-replica.js";
+import { PGBENCH_TABLES, pgbench } from "../support/fixtures.js";
 import { waitFor } from "../support/wait.js";
-import { PGBENCH_TABLES, pgbench } from "./relay-support.js";
 import { catchUp, checksum, replicaFixture, totals } from "./replication-support.js";
 
 const KEYS: Record<string, string[]> = {
