@@ -12,6 +12,7 @@ export {
   bootstrapCopy,
   type CopyProgress,
 } from "./bootstrap.js";
+export type { FeedBatch, ReplicaFeed } from "./feed.js";
 export {
   applyQueueBatches,
   bootstrapFromQueue,
