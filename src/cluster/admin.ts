@@ -12,16 +12,9 @@ import { hidePassword, type SetConfigInput, type StoredSetConfig } from "../conf
 import { closeQuietly, connect, type PgClient, sqlstate } from "../database/postgres.js";
 import { describeError, isPgshovelError, PgshovelError } from "../errors.js";
 import { compareVersions, SOFTWARE_VERSION } from "../version.js";
+import { readCluster } from "./chroot.js";
 import type { AdminContext } from "./context.js";
-import {
-  type ClusterRecord,
-  encodeRecord,
-  listSetNames,
-  readClusterRecord,
-  readSet,
-  requireCurrentCluster,
-  requireSet,
-} from "./records.js";
+import { type ClusterRecord, encodeRecord, listSetNames, readSet, requireSet } from "./records.js";
 import { commitEverywhere, type Participant, recover } from "./two-phase.js";
 import { isZkError, type ZkOp } from "./zookeeper.js";
 
@@ -33,9 +26,15 @@ export interface SetSummary {
   version: number;
 }
 
-/** Creates the cluster record and its sets node; ALREADY_EXISTS when the cluster exists. */
+/**
+ * Creates the cluster record and its sets node, and first the chroot of the ZooKeeper
+ * connection string when it is missing; ALREADY_EXISTS when the cluster exists.
+ */
 export async function initializeCluster(ctx: AdminContext): Promise<ClusterRecord> {
   const record: ClusterRecord = { version: SOFTWARE_VERSION, created_at: new Date().toISOString() };
+  if (await ctx.zk.ensureChroot()) {
+    ctx.logger.info({ chroot: ctx.zk.chroot }, "created the ZooKeeper chroot");
+  }
   try {
     await ctx.zk.multi(
       [
@@ -63,7 +62,7 @@ export async function initializeCluster(ctx: AdminContext): Promise<ClusterRecor
 
 /** Resolves interrupted changes of this cluster; see {@link recover}. */
 export async function recoverCluster(ctx: AdminContext) {
-  await readClusterRecord(ctx);
+  await readCluster(ctx);
   return recover(ctx);
 }
 
@@ -135,7 +134,7 @@ export async function createSet(
 ): Promise<StoredSetConfig> {
   checkSetName(name);
   await recover(ctx);
-  const cluster = await requireCurrentCluster(ctx);
+  const cluster = await readCluster(ctx, { current: true });
   if (await readSet(ctx, name)) {
     throw new PgshovelError(
       "ALREADY_EXISTS",
@@ -177,7 +176,7 @@ export async function updateSet(
 ): Promise<{ config: StoredSetConfig; version: number }> {
   checkSetName(name);
   await recover(ctx);
-  const cluster = await requireCurrentCluster(ctx);
+  const cluster = await readCluster(ctx, { current: true });
   const current = await requireSet(ctx, name);
   const expected = options.expectedVersion ?? current.version;
   if (expected !== current.version) {
@@ -230,7 +229,7 @@ export async function dropSet(
 ): Promise<{ leftBehind?: string }> {
   checkSetName(name);
   await recover(ctx);
-  const cluster = await requireCurrentCluster(ctx);
+  const cluster = await readCluster(ctx, { current: true });
   const current = await requireSet(ctx, name);
   const zkOps = (): ZkOp[] => [
     clusterCheck(ctx, cluster.version),
@@ -266,7 +265,7 @@ export async function dropSet(
 
 /** Every set with its database (password hidden), tables and configuration version. */
 export async function listSets(ctx: AdminContext): Promise<SetSummary[]> {
-  await readClusterRecord(ctx);
+  await readCluster(ctx);
   const summaries: SetSummary[] = [];
   for (const name of await listSetNames(ctx)) {
     const set = await readSet(ctx, name);
@@ -287,7 +286,7 @@ export async function inspectSet(
   name: string,
 ): Promise<{ config: StoredSetConfig; version: number }> {
   checkSetName(name);
-  await readClusterRecord(ctx);
+  await readCluster(ctx);
   const set = await requireSet(ctx, name);
   return {
     config: {
@@ -307,7 +306,7 @@ export async function upgradeCluster(
   options: { force?: boolean } = {},
 ): Promise<{ from: string; to: string }> {
   await recover(ctx);
-  const cluster = await readClusterRecord(ctx);
+  const cluster = await readCluster(ctx);
   const from = cluster.record.version;
   if (compareVersions(from, SOFTWARE_VERSION) > 0 && !options.force) {
     throw new PgshovelError(

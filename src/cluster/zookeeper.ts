@@ -44,6 +44,8 @@ const CLOSE_GRACE_MS = 1000;
 /** An operation waiting for its answer; failed at once when the session is closed or reset. */
 interface InFlight {
   doing: string;
+  /** A read, sent again after a lost connection; a write is failed instead. */
+  read: boolean;
   fail: (error: PgshovelError) => void;
 }
 
@@ -92,7 +94,13 @@ export class ZooKeeper {
       // Like ZooKeeper's own client past its read timeout: give up this connection and try
       // again (another server of the ensemble first), and again each bound while nothing
       // answers, since an attempt on a frozen server never completes by itself. The session
-      // survives if the server still knows it.
+      // survives if the server still knows it. A write waiting for its answer fails first,
+      // saying why; a read is sent again on the next connection.
+      for (const op of [...this.inFlight]) {
+        if (op.read) continue;
+        const message = `${op.doing}: ZooKeeper (hosts ${this.hosts}) has not answered for ${Math.round(silentForMs)} ms; the connection was dropped`;
+        op.fail(new PgshovelError("ZOOKEEPER_UNAVAILABLE", message, { retryable: true }));
+      }
       this.connection.reset();
       clearInterval(this.resetTimer);
       this.resetTimer = setInterval(() => this.connection.reset(), this.silenceBoundMs);
@@ -286,7 +294,7 @@ export class ZooKeeper {
         if (error) reject(error);
         else resolve(value as T);
       };
-      const op: InFlight = { doing, fail: (error) => finish(error) };
+      const op: InFlight = { doing, read: options.read === true, fail: (error) => finish(error) };
       const timer = setTimeout(() => {
         const message = `${doing}: no answer from ZooKeeper (hosts ${this.hosts}) within ${timeoutMs} ms`;
         finish(new PgshovelError("ZOOKEEPER_UNAVAILABLE", message, { retryable: true }));
