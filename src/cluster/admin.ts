@@ -7,7 +7,8 @@ import {
   readNodeId,
   uninstallSet,
 } from "../capture/install.js";
-import { checkSetName, zkPaths } from "../config/names.js";
+import { pendingEvents } from "../capture/pending.js";
+import { checkSetName, dbNames, zkPaths } from "../config/names.js";
 import { hidePassword, type SetConfigInput, type StoredSetConfig } from "../config/set-config.js";
 import { closeQuietly, connect, type PgClient, sqlstate } from "../database/postgres.js";
 import { describeError, isPgshovelError, PgshovelError } from "../errors.js";
@@ -166,14 +167,16 @@ export async function createSet(
 /**
  * Applies a new configuration to a set: triggers follow the new table and
  * column lists; a DSN reaching another database moves the set there and
- * cleans the old one. Guarded by the znode version.
+ * cleans the old one. Guarded by the znode version. A move drops the old queue
+ * with whatever it still holds: it is refused (IN_USE) while a consumer has
+ * events pending there, unless `force`, and `droppedEvents` says how many went.
  */
 export async function updateSet(
   ctx: AdminContext,
   name: string,
   config: SetConfigInput,
-  options: { expectedVersion?: number } = {},
-): Promise<{ config: StoredSetConfig; version: number }> {
+  options: { expectedVersion?: number; force?: boolean } = {},
+): Promise<{ config: StoredSetConfig; version: number; droppedEvents: number }> {
   checkSetName(name);
   await recover(ctx);
   const cluster = await readCluster(ctx, { current: true });
@@ -190,10 +193,19 @@ export async function updateSet(
   const participants: Participant<StoredSetConfig | undefined>[] = [
     installParticipant(ctx, name, config, expected + 1),
   ];
+  let droppedEvents = 0;
   if (moves) {
     participants.push({
       dsn: current.config.database.dsn,
       prepare: async (client) => {
+        // Counted in the transaction that drops the queue, so nothing counted can be relayed meanwhile.
+        droppedEvents = await checkNothingPending(
+          client,
+          ctx,
+          name,
+          current.config.database.dsn,
+          options.force,
+        );
         await uninstallSet(client, ctx.cluster, name);
         return undefined;
       },
@@ -217,8 +229,42 @@ export async function updateSet(
       ];
     },
   });
+  if (droppedEvents > 0) {
+    ctx.logger.warn(
+      { set: name, events: droppedEvents },
+      "the set moved with events not yet relayed: they were dropped with the old queue",
+    );
+  }
   ctx.logger.info({ set: name, version: expected + 1, moved: moves }, "set updated");
-  return { config: stored!, version: expected + 1 };
+  return { config: stored!, version: expected + 1, droppedEvents };
+}
+
+/**
+ * How many events the set's queue still holds for its furthest-behind consumer; IN_USE
+ * when there are any and `force` is not given.
+ */
+async function checkNothingPending(
+  client: PgClient,
+  ctx: AdminContext,
+  name: string,
+  dsn: string,
+  force: boolean | undefined,
+): Promise<number> {
+  const pending = (await pendingEvents(client, dbNames.queue(ctx.cluster, name))).filter(
+    (p) => p.events > 0,
+  );
+  // Consumers read one sequence: the one furthest behind is owed every other one's events too.
+  const lost = Math.max(0, ...pending.map((p) => p.events));
+  if (lost > 0 && !force) {
+    throw new PgshovelError(
+      "IN_USE",
+      `set ${name} would move to another database, dropping its queue in ${hidePassword(dsn)} with ${lost} event(s) not yet relayed (${pending.map((p) => `consumer ${p.consumer}: ${p.events}`).join(", ")}); nothing was changed`,
+      {
+        hint: "stop writes to the set's tables, let its relays catch up (pending_events = 0 in pgq.get_consumer_info), then run set update again; --force moves it and drops those events",
+      },
+    );
+  }
+  return lost;
 }
 
 /** Drops a set. With `force`, an unreachable database is skipped and what it keeps is reported. */
@@ -361,5 +407,6 @@ export async function upgradeCluster(
   return { from, to: SOFTWARE_VERSION };
 }
 
+export { type ClusterDropReport, dropCluster } from "./drop-cluster.js";
 /** What a set left in its database; for reports and tests. */
 export { describeSetObjects };
