@@ -54,6 +54,7 @@ export class Liveness extends EventEmitter<LivenessEvents> {
   private last: number;
   private silentNow = false;
   private probing = false;
+  private lastProbeAt = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
 
@@ -119,16 +120,20 @@ export class Liveness extends EventEmitter<LivenessEvents> {
     const timeout = this.options.sessionTimeoutMs();
     const bound = silenceBoundMs(timeout);
     const interval = probeIntervalMs(timeout);
-    const quiet = this.now() - this.last;
+    const now = this.now();
+    const quiet = now - this.last;
     if (!this.silentNow && quiet >= bound) {
       this.silentNow = true;
       this.emit("silent", quiet);
     }
     if (!this.running) return;
-    if (!this.probing && quiet >= interval) this.sendProbe();
-    // Wake for the next probe (due an interval after the last answer) or at the silence
-    // deadline, whichever comes first; a probe's answer wakes the check itself.
-    const untilProbe = this.probing ? Number.POSITIVE_INFINITY : Math.max(0, interval - quiet);
+    if (!this.probing && quiet >= interval && now - this.lastProbeAt >= interval) this.sendProbe();
+    // Wake for the next probe (due an interval after the last answer, and after the last
+    // probe) or at the silence deadline, whichever comes first; a probe's answer wakes the
+    // check itself.
+    const untilProbe = this.probing
+      ? Number.POSITIVE_INFINITY
+      : Math.max(0, interval - quiet, this.lastProbeAt + interval - now);
     const untilSilence = this.silentNow ? Number.POSITIVE_INFINITY : bound - quiet;
     const wake = Math.min(untilProbe, untilSilence);
     this.schedule(Number.isFinite(wake) ? wake : interval);
@@ -136,10 +141,11 @@ export class Liveness extends EventEmitter<LivenessEvents> {
 
   private sendProbe(): void {
     this.probing = true;
+    this.lastProbeAt = this.now();
     this.options.probe((answered) => {
       this.probing = false;
-      if (!this.running) return;
-      if (answered) this.answered();
+      if (!this.running || !answered) return;
+      this.answered();
       this.schedule(0);
     });
   }

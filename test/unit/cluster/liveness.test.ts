@@ -91,6 +91,26 @@ describe("ZooKeeper liveness", () => {
     liveness.stop();
   });
 
+  test("a probe the client fails at once is not sent again before an interval", () => {
+    let probes = 0;
+    const liveness = new Liveness({
+      sessionTimeoutMs: () => SESSION_MS,
+      now: () => Date.now(),
+      probe: (done) => {
+        probes++;
+        done(false);
+      },
+    });
+    liveness.start();
+    advance(SESSION_MS);
+    assert.ok(
+      probes <= SESSION_MS / probeIntervalMs(SESSION_MS),
+      `${probes} probes in one timeout`,
+    );
+    assert.equal(liveness.isSilent, true);
+    liveness.stop();
+  });
+
   test("a stopped tracker sends nothing and reports nothing", () => {
     const { liveness, state } = tracker();
     liveness.start();
