@@ -5,6 +5,7 @@ export const ERROR_CODES = [
   "NOT_FOUND", // a cluster, set, table or column that does not exist
   "ALREADY_EXISTS", // a cluster or set that exists already
   "CONFLICT", // a concurrent change won (znode version mismatch)
+  "IN_USE", // a command would remove what is still used: running relays, events not yet relayed
   "VERSION_MISMATCH", // software version and cluster record differ
   "DATABASE_UNAVAILABLE", // cannot reach or authenticate to PostgreSQL
   "DATABASE_ERROR", // PostgreSQL refused a statement

@@ -3,8 +3,10 @@
  * it), the relay, the sinks and the stream (types, codecs, consumer side).
  */
 export {
+  type ClusterDropReport,
   createSet,
   describeSetObjects,
+  dropCluster,
   dropSet,
   initializeCluster,
   inspectSet,
@@ -16,7 +18,7 @@ export {
 } from "./cluster/admin.js";
 export type { AdminContext, TwoPhaseHooks } from "./cluster/context.js";
 export type { ClusterRecord } from "./cluster/records.js";
-export { ZooKeeper, type ZooKeeperOptions } from "./cluster/zookeeper.js";
+export { ZooKeeper, type ZooKeeperEvent, type ZooKeeperOptions } from "./cluster/zookeeper.js";
 export {
   checkClusterName,
   checkSetName,

@@ -1,3 +1,4 @@
+import { ident, literal } from "../config/names.js";
 import type { ResolvedTable, SetConfigInput } from "../config/set-config.js";
 import { type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
@@ -13,6 +14,80 @@ export interface CatalogColumn {
 export interface CatalogTable extends ResolvedTable {
   relid: number;
   columnTypes: CatalogColumn[];
+}
+
+/**
+ * A declared key must identify rows: unique and never NULL, as a primary key would be. A
+ * unique index over exactly those columns proves uniqueness (and NOT NULL columns the rest)
+ * without reading the table; otherwise the table is searched for one offending row.
+ */
+async function checkDeclaredKey(
+  client: PgClient,
+  target: {
+    relid: number;
+    qualified: string;
+    table: SetConfigInput["tables"][number];
+    keys: string[];
+  },
+): Promise<void> {
+  const { relid, qualified, keys } = target;
+  const doing = `checking the primary key columns of ${qualified}`;
+  const facts = await query<{ unique_index: boolean; not_null: boolean }>(
+    client,
+    `SELECT EXISTS (
+              SELECT 1 FROM pg_index i
+               WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+                 AND i.indnkeyatts = cardinality($2::text[])
+                 AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
+                        FROM unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
+                        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)
+                     = (SELECT array_agg(c ORDER BY c) FROM unnest($2::text[]) AS c)
+            ) AS unique_index,
+            (SELECT bool_and(attnotnull) FROM pg_attribute
+              WHERE attrelid = $1 AND attname = ANY($2::text[])) AS not_null`,
+    [relid, keys],
+    doing,
+  );
+  const { unique_index: uniqueIndex, not_null: notNull } = facts.rows[0]!;
+  if (uniqueIndex && notNull) return;
+  const table = `${ident(target.table.schema)}.${ident(target.table.name)}`;
+  const columns = keys.map(ident);
+  const keyJson = `json_build_object(${keys.map((k, i) => `${literal(k)}, ${columns[i]}`).join(", ")})::text`;
+  const listed = keys.join(", ");
+  const hint =
+    "list under primary_keys columns that are unique and never NULL, or give the table a primary key";
+  if (!notNull) {
+    const nulls = await query<{ key: string }>(
+      client,
+      `SELECT ${keyJson} AS key FROM ${table} WHERE ${columns.map((c) => `${c} IS NULL`).join(" OR ")} LIMIT 1`,
+      [],
+      doing,
+    );
+    if (nulls.rows[0]) {
+      throw new PgshovelError(
+        "INVALID_CONFIGURATION",
+        `table ${qualified}: primary key columns (${listed}) hold NULL in a row: ${nulls.rows[0].key}`,
+        { hint },
+      );
+    }
+  }
+  if (!uniqueIndex) {
+    const duplicates = await query<{ key: string; rows: string }>(
+      client,
+      `SELECT ${keyJson} AS key, count(*)::text AS rows FROM ${table}
+        GROUP BY ${columns.join(", ")} HAVING count(*) > 1 LIMIT 1`,
+      [],
+      doing,
+    );
+    const duplicate = duplicates.rows[0];
+    if (duplicate) {
+      throw new PgshovelError(
+        "INVALID_CONFIGURATION",
+        `table ${qualified}: primary key columns (${listed}) are not unique: ${duplicate.rows} rows have ${duplicate.key}`,
+        { hint },
+      );
+    }
+  }
 }
 
 /**
@@ -86,6 +161,7 @@ export async function resolveTables(
     let primaryKeys = table.primary_keys;
     if (primaryKeys) {
       checkColumns(primaryKeys, "primary key");
+      await checkDeclaredKey(client, { relid: row.relid, qualified, table, keys: primaryKeys });
     } else {
       const pk = await query<{ name: string }>(
         client,

@@ -3,6 +3,7 @@ import { type Command, InvalidArgumentError } from "commander";
 import { stringify } from "yaml";
 import {
   createSet,
+  dropCluster,
   dropSet,
   initializeCluster,
   inspectSet,
@@ -13,7 +14,7 @@ import {
 } from "../cluster/admin.js";
 import { parseSetConfig, type SetConfigInput } from "../config/set-config.js";
 import { PgshovelError } from "../errors.js";
-import { withAdmin } from "./context.js";
+import { globals, withAdmin } from "./context.js";
 import { option } from "./options.js";
 
 async function readConfig(file: string | undefined): Promise<SetConfigInput> {
@@ -72,6 +73,25 @@ export function addAdminCommands(program: Command): void {
       process.stdout.write(`upgraded cluster from ${result.from} to ${result.to}\n`);
     });
   cluster
+    .command("drop")
+    .description(
+      "remove the whole cluster: every set's triggers and queue, the pgshovel_<cluster> schema of every set's database, and the cluster's znodes, atomically",
+    )
+    .addOption(option("--force", "drop even while relays of the cluster are running (they stop)"))
+    .action(async (options: { force?: boolean }, command: Command) => {
+      const report = await withAdmin(command, (ctx) =>
+        dropCluster(ctx, { force: options.force === true }),
+      );
+      process.stdout.write(
+        `dropped cluster ${globals(command).cluster}: ${report.sets.length} set(s) in ${report.databases} database(s)\n`,
+      );
+      if (report.relays.length > 0) {
+        process.stderr.write(
+          `warning: ${report.relays.length} running relay(s) lost their set and stop: ${[...new Set(report.relays)].join(", ")}\n`,
+        );
+      }
+    });
+  cluster
     .command("recover")
     .description(
       "resolve configuration changes interrupted between prepare and commit (set create, update, drop and cluster upgrade do it first)",
@@ -115,25 +135,34 @@ export function addAdminCommands(program: Command): void {
         "fail unless the set is at this configuration version",
       ).argParser(parseVersion),
     )
+    .addOption(
+      option(
+        "--force",
+        "move the set to another database even though its old queue holds events not yet relayed (they are dropped)",
+      ),
+    )
     .action(
       async (
         name: string,
         file: string,
-        options: { expectedVersion?: number },
+        options: { expectedVersion?: number; force?: boolean },
         command: Command,
       ) => {
         const config = await readConfig(file);
         const result = await withAdmin(command, (ctx) =>
-          updateSet(
-            ctx,
-            name,
-            config,
-            options.expectedVersion === undefined
+          updateSet(ctx, name, config, {
+            force: options.force === true,
+            ...(options.expectedVersion === undefined
               ? {}
-              : { expectedVersion: options.expectedVersion },
-          ),
+              : { expectedVersion: options.expectedVersion }),
+          }),
         );
         process.stdout.write(`updated set ${name} to version ${result.version}\n`);
+        if (result.droppedEvents > 0) {
+          process.stderr.write(
+            `warning: the set moved; ${result.droppedEvents} event(s) not yet relayed were dropped with its old queue\n`,
+          );
+        }
       },
     );
   set

@@ -25,6 +25,7 @@ export async function withAdmin<T>(
     hosts: options.zookeeperHosts,
     timeoutMs: options.zookeeperTimeout,
     operationTimeoutMs: options.zookeeperTimeout,
+    logger,
   });
   try {
     return await action({

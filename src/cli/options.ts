@@ -69,7 +69,7 @@ export function addGlobalOptions(program: Command): Command {
     .addOption(
       option(
         "--zookeeper-timeout <duration>",
-        "how long to wait for ZooKeeper before failing (e.g. 10s, 500ms)",
+        "how long to wait for ZooKeeper (connecting, each operation) before failing, and the session timeout asked for (e.g. 10s, 500ms)",
       )
         .default(10_000, "10s")
         .argParser(parseDuration),

@@ -110,7 +110,11 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
         : undefined,
   });
   const connect = () =>
-    ZooKeeper.connect({ hosts: options.zookeeperHosts, timeoutMs: options.zookeeperTimeout });
+    ZooKeeper.connect({
+      hosts: options.zookeeperHosts,
+      timeoutMs: options.zookeeperTimeout,
+      logger,
+    });
   const { cluster } = options;
   const relay = new Relay({
     zk: await connect(),

@@ -7,21 +7,15 @@ import {
   readNodeId,
   uninstallSet,
 } from "../capture/install.js";
-import { checkSetName, zkPaths } from "../config/names.js";
+import { pendingEvents } from "../capture/pending.js";
+import { checkSetName, dbNames, zkPaths } from "../config/names.js";
 import { hidePassword, type SetConfigInput, type StoredSetConfig } from "../config/set-config.js";
 import { closeQuietly, connect, type PgClient, sqlstate } from "../database/postgres.js";
 import { describeError, isPgshovelError, PgshovelError } from "../errors.js";
 import { compareVersions, SOFTWARE_VERSION } from "../version.js";
+import { readCluster } from "./chroot.js";
 import type { AdminContext } from "./context.js";
-import {
-  type ClusterRecord,
-  encodeRecord,
-  listSetNames,
-  readClusterRecord,
-  readSet,
-  requireCurrentCluster,
-  requireSet,
-} from "./records.js";
+import { type ClusterRecord, encodeRecord, listSetNames, readSet, requireSet } from "./records.js";
 import { commitEverywhere, type Participant, recover } from "./two-phase.js";
 import { isZkError, type ZkOp } from "./zookeeper.js";
 
@@ -33,9 +27,15 @@ export interface SetSummary {
   version: number;
 }
 
-/** Creates the cluster record and its sets node; ALREADY_EXISTS when the cluster exists. */
+/**
+ * Creates the cluster record and its sets node, and first the chroot of the ZooKeeper
+ * connection string when it is missing; ALREADY_EXISTS when the cluster exists.
+ */
 export async function initializeCluster(ctx: AdminContext): Promise<ClusterRecord> {
   const record: ClusterRecord = { version: SOFTWARE_VERSION, created_at: new Date().toISOString() };
+  if (await ctx.zk.ensureChroot()) {
+    ctx.logger.info({ chroot: ctx.zk.chroot }, "created the ZooKeeper chroot");
+  }
   try {
     await ctx.zk.multi(
       [
@@ -63,7 +63,7 @@ export async function initializeCluster(ctx: AdminContext): Promise<ClusterRecor
 
 /** Resolves interrupted changes of this cluster; see {@link recover}. */
 export async function recoverCluster(ctx: AdminContext) {
-  await readClusterRecord(ctx);
+  await readCluster(ctx);
   return recover(ctx);
 }
 
@@ -135,7 +135,7 @@ export async function createSet(
 ): Promise<StoredSetConfig> {
   checkSetName(name);
   await recover(ctx);
-  const cluster = await requireCurrentCluster(ctx);
+  const cluster = await readCluster(ctx, { current: true });
   if (await readSet(ctx, name)) {
     throw new PgshovelError(
       "ALREADY_EXISTS",
@@ -167,17 +167,19 @@ export async function createSet(
 /**
  * Applies a new configuration to a set: triggers follow the new table and
  * column lists; a DSN reaching another database moves the set there and
- * cleans the old one. Guarded by the znode version.
+ * cleans the old one. Guarded by the znode version. A move drops the old queue
+ * with whatever it still holds: it is refused (IN_USE) while a consumer has
+ * events pending there, unless `force`, and `droppedEvents` says how many went.
  */
 export async function updateSet(
   ctx: AdminContext,
   name: string,
   config: SetConfigInput,
-  options: { expectedVersion?: number } = {},
-): Promise<{ config: StoredSetConfig; version: number }> {
+  options: { expectedVersion?: number; force?: boolean } = {},
+): Promise<{ config: StoredSetConfig; version: number; droppedEvents: number }> {
   checkSetName(name);
   await recover(ctx);
-  const cluster = await requireCurrentCluster(ctx);
+  const cluster = await readCluster(ctx, { current: true });
   const current = await requireSet(ctx, name);
   const expected = options.expectedVersion ?? current.version;
   if (expected !== current.version) {
@@ -191,10 +193,19 @@ export async function updateSet(
   const participants: Participant<StoredSetConfig | undefined>[] = [
     installParticipant(ctx, name, config, expected + 1),
   ];
+  let droppedEvents = 0;
   if (moves) {
     participants.push({
       dsn: current.config.database.dsn,
       prepare: async (client) => {
+        // Counted in the transaction that drops the queue, so nothing counted can be relayed meanwhile.
+        droppedEvents = await checkNothingPending(
+          client,
+          ctx,
+          name,
+          current.config.database.dsn,
+          options.force,
+        );
         await uninstallSet(client, ctx.cluster, name);
         return undefined;
       },
@@ -218,8 +229,42 @@ export async function updateSet(
       ];
     },
   });
+  if (droppedEvents > 0) {
+    ctx.logger.warn(
+      { set: name, events: droppedEvents },
+      "the set moved with events not yet relayed: they were dropped with the old queue",
+    );
+  }
   ctx.logger.info({ set: name, version: expected + 1, moved: moves }, "set updated");
-  return { config: stored!, version: expected + 1 };
+  return { config: stored!, version: expected + 1, droppedEvents };
+}
+
+/**
+ * How many events the set's queue still holds for its furthest-behind consumer; IN_USE
+ * when there are any and `force` is not given.
+ */
+async function checkNothingPending(
+  client: PgClient,
+  ctx: AdminContext,
+  name: string,
+  dsn: string,
+  force: boolean | undefined,
+): Promise<number> {
+  const pending = (await pendingEvents(client, dbNames.queue(ctx.cluster, name))).filter(
+    (p) => p.events > 0,
+  );
+  // Consumers read one sequence: the one furthest behind is owed every other one's events too.
+  const lost = Math.max(0, ...pending.map((p) => p.events));
+  if (lost > 0 && !force) {
+    throw new PgshovelError(
+      "IN_USE",
+      `set ${name} would move to another database, dropping its queue in ${hidePassword(dsn)} with ${lost} event(s) not yet relayed (${pending.map((p) => `consumer ${p.consumer}: ${p.events}`).join(", ")}); nothing was changed`,
+      {
+        hint: "stop writes to the set's tables, let its relays catch up (pending_events = 0 in pgq.get_consumer_info), then run set update again; --force moves it and drops those events",
+      },
+    );
+  }
+  return lost;
 }
 
 /** Drops a set. With `force`, an unreachable database is skipped and what it keeps is reported. */
@@ -230,7 +275,7 @@ export async function dropSet(
 ): Promise<{ leftBehind?: string }> {
   checkSetName(name);
   await recover(ctx);
-  const cluster = await requireCurrentCluster(ctx);
+  const cluster = await readCluster(ctx, { current: true });
   const current = await requireSet(ctx, name);
   const zkOps = (): ZkOp[] => [
     clusterCheck(ctx, cluster.version),
@@ -266,7 +311,7 @@ export async function dropSet(
 
 /** Every set with its database (password hidden), tables and configuration version. */
 export async function listSets(ctx: AdminContext): Promise<SetSummary[]> {
-  await readClusterRecord(ctx);
+  await readCluster(ctx);
   const summaries: SetSummary[] = [];
   for (const name of await listSetNames(ctx)) {
     const set = await readSet(ctx, name);
@@ -287,7 +332,7 @@ export async function inspectSet(
   name: string,
 ): Promise<{ config: StoredSetConfig; version: number }> {
   checkSetName(name);
-  await readClusterRecord(ctx);
+  await readCluster(ctx);
   const set = await requireSet(ctx, name);
   return {
     config: {
@@ -307,7 +352,7 @@ export async function upgradeCluster(
   options: { force?: boolean } = {},
 ): Promise<{ from: string; to: string }> {
   await recover(ctx);
-  const cluster = await readClusterRecord(ctx);
+  const cluster = await readCluster(ctx);
   const from = cluster.record.version;
   if (compareVersions(from, SOFTWARE_VERSION) > 0 && !options.force) {
     throw new PgshovelError(
@@ -362,5 +407,6 @@ export async function upgradeCluster(
   return { from, to: SOFTWARE_VERSION };
 }
 
+export { type ClusterDropReport, dropCluster } from "./drop-cluster.js";
 /** What a set left in its database; for reports and tests. */
 export { describeSetObjects };

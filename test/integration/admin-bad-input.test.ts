@@ -163,6 +163,48 @@ describe("administration: bad input leaves nothing behind", () => {
     );
   });
 
+  test("declared primary keys must be unique and never NULL: the error names the table, columns and a key", async () => {
+    await withCluster("bad_pk", async (f, db) => {
+      await db.query("CREATE TABLE dup (region text, seq int, memo text)");
+      await db.query("INSERT INTO dup VALUES ('eu', 1, 'a'), ('eu', 2, 'b'), ('eu', 2, 'c')");
+      await db.query("CREATE TABLE nul (code text, memo text)");
+      await db.query("CREATE UNIQUE INDEX ON nul (code)");
+      await db.query("INSERT INTO nul VALUES ('x', 'a'), (NULL, 'b')");
+      const declared = (name: string, keys: string[]) => [
+        { name, schema: "public", primary_keys: keys },
+      ];
+      await rejectsWith(
+        createSet(f.ctx, "s1", setConfig(db.dsn, declared("dup", ["region"]))),
+        "INVALID_CONFIGURATION",
+        /^table public\.dup: primary key columns \(region\) are not unique: 3 rows have \{"region" : "eu"\}$/,
+      );
+      await rejectsWith(
+        createSet(f.ctx, "s1", setConfig(db.dsn, declared("dup", ["region", "seq"]))),
+        "INVALID_CONFIGURATION",
+        /^table public\.dup: primary key columns \(region, seq\) are not unique: 2 rows have \{"region" : "eu", "seq" : 2\}$/,
+      );
+      // A unique index does not keep NULLs out.
+      await rejectsWith(
+        createSet(f.ctx, "s1", setConfig(db.dsn, declared("nul", ["code"]))),
+        "INVALID_CONFIGURATION",
+        /^table public\.nul: primary key columns \(code\) hold NULL in a row: \{"code" : null\}$/,
+      );
+      await assertNothingLeft(db, f.zk, f.cluster, "s1");
+      // Once the data identifies its rows, the same declarations are accepted.
+      await db.query("DELETE FROM dup WHERE memo = 'c'");
+      await db.query("DELETE FROM nul WHERE code IS NULL");
+      const created = await createSet(
+        f.ctx,
+        "s1",
+        setConfig(db.dsn, [...declared("dup", ["region", "seq"]), ...declared("nul", ["code"])]),
+      );
+      assert.deepEqual(
+        created.tables.map((t) => t.primary_keys),
+        [["region", "seq"], ["code"]],
+      );
+    });
+  });
+
   test("invalid set names are refused before anything is touched", async () => {
     await withCluster("bad_name", async (f, db) => {
       for (const name of ["Upper", "with-dash", "a".repeat(41), "", "semi;colon", 'q"uote']) {

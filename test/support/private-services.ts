@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { repoRoot, uniqueName } from "./env.js";
 import { dsnFor, type PgServer } from "./postgres.js";
+import { waitFor } from "./wait.js";
 
 const execFileAsync = promisify(execFile);
 const SCRIPT = join(repoRoot, "scripts", "services.sh");
@@ -34,6 +35,13 @@ export interface PrivateZooKeeper extends PrivateService {
   port: number;
   /** Connection string for clients: 127.0.0.1:<port>. */
   hosts: string;
+  /**
+   * SIGSTOP: the server stops answering while its connections stay open, as a frozen or
+   * overloaded machine would. Resolves once the process is stopped.
+   */
+  freeze(): Promise<void>;
+  /** SIGCONT after {@link freeze}; resolves once the process runs again. Idempotent. */
+  thaw(): Promise<void>;
 }
 
 export interface PrivatePostgres extends PrivateService {
@@ -172,11 +180,59 @@ async function started<T extends PrivateService>(service: T): Promise<T> {
   return service;
 }
 
+/** The process state letter of PID from /proc (R, S, T for stopped…), or undefined when gone. */
+async function processState(pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
+  // The command name (field 2) is in parentheses and may hold spaces: the state follows it.
+  return stat?.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+}
+
+/** Sends SIGSTOP or SIGCONT to the pid in PIDFILE and waits until the process is in that state. */
+async function signalAndWait(pidFile: string, signal: "SIGSTOP" | "SIGCONT"): Promise<void> {
+  const pid = Number((await readFile(pidFile, "utf8")).trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no pid in ${pidFile}`);
+  process.kill(pid, signal);
+  const stopped = signal === "SIGSTOP";
+  await waitFor(
+    async () => {
+      const state = await processState(pid);
+      return state === undefined || (state === "T") === stopped;
+    },
+    { description: `pid ${pid} to be ${stopped ? "stopped" : "running"}`, intervalMs: 20 },
+  );
+}
+
 /** A private standalone ZooKeeper on a free loopback port; ready when returned. */
 async function startPrivateZooKeeperOnce(): Promise<PrivateZooKeeper> {
   const port = await freePort();
   const instance = makeInstance("zk", { PGSHOVEL_STACK_ZK_PORT: port }, ["zookeeper"]);
-  return started({ ...lifecycle(instance), port, hosts: `127.0.0.1:${port}` });
+  const base = lifecycle(instance);
+  const pidFile = join(instance.dir, "zookeeper", "zookeeper.pid");
+  let frozen = false;
+  const thaw = async () => {
+    if (!frozen) return;
+    await signalAndWait(pidFile, "SIGCONT");
+    frozen = false;
+  };
+  return started({
+    ...base,
+    port,
+    hosts: `127.0.0.1:${port}`,
+    async freeze() {
+      await signalAndWait(pidFile, "SIGSTOP");
+      frozen = true;
+    },
+    thaw,
+    // A stopped process would not act on SIGTERM: thaw it first.
+    async stop() {
+      await thaw();
+      await base.stop();
+    },
+    async destroy() {
+      await thaw().catch(() => {});
+      await base.destroy();
+    },
+  });
 }
 
 /**

@@ -1,4 +1,5 @@
 /** Promise helpers over node-zookeeper-client for integration tests. */
+import { connect } from "node:net";
 import zookeeper from "node-zookeeper-client";
 import { stackEnv } from "./env.js";
 
@@ -147,4 +148,30 @@ export function connectZk(options: ZkConnectOptions = {}): Promise<TestZk> {
     });
     client.connect();
   });
+}
+
+/**
+ * Sends one of ZooKeeper's four-letter commands (`ruok`, `srvr`, `stat`, `mntr` are enabled
+ * on the stack's servers) to the first server of HOSTS and returns its answer.
+ */
+export function fourLetterWord(hosts: string, word: string, timeoutMs = 5000): Promise<string> {
+  const [host = "127.0.0.1", port = "2181"] = (hosts.split(/[,/]/)[0] ?? "").split(":");
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port: Number(port) });
+    let answer = "";
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer to ${word}`)));
+    socket.on("connect", () => socket.end(word));
+    socket.on("data", (chunk: Buffer) => {
+      answer += chunk.toString("utf8");
+    });
+    socket.on("error", reject);
+    socket.on("close", () => resolve(answer));
+  });
+}
+
+/** The server's count of open client connections (`mntr`), this query's own included. */
+export async function aliveConnections(hosts: string): Promise<number> {
+  const match = /^zk_num_alive_connections\s+(\d+)$/m.exec(await fourLetterWord(hosts, "mntr"));
+  if (!match) throw new Error(`no zk_num_alive_connections in the mntr answer of ${hosts}`);
+  return Number(match[1]);
 }
