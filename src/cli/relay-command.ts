@@ -1,13 +1,22 @@
 import { Command, InvalidArgumentError } from "commander";
 import { ZooKeeper } from "../cluster/zookeeper.js";
 import { checkSetName, DEFAULT_CONSUMER } from "../config/names.js";
-import { describeError, PgshovelError } from "../errors.js";
+import { describeError } from "../errors.js";
+import { untilAborted } from "../relay/abortable.js";
+import { DEFAULT_MAX_SINK_WAIT_MS } from "../relay/options.js";
 import { PgqSource } from "../relay/pgq-source.js";
 import { Relay } from "../relay/relay.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
 import { globals, loggerFor } from "./context.js";
 import { option, parseDuration, parsePositiveInt } from "./options.js";
 import { addKafkaOptions, createSink, kafkaOptionsFrom, type SinkSpec } from "./sinks.js";
+import { catchStopSignals, releaseStopSignals } from "./stop-signals.js";
+
+/** The name of the relay command of `pgshovel`. */
+export const RELAY_COMMAND = "relay";
+
+/** A relay that has not stopped this long after SIGTERM or SIGINT exits anyway. */
+const STOP_DEADLINE_MS = 9000;
 
 /** Options of the relay command, parsed. */
 interface RelayFlags {
@@ -18,6 +27,7 @@ interface RelayFlags {
   fetchSize: number;
   selfTick: boolean;
   maxZookeeperPause: number;
+  maxSinkWait: number;
   [kafkaOption: string]: unknown;
 }
 
@@ -89,6 +99,14 @@ function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
       )
         .default(60_000, "60s")
         .argParser(parseDuration),
+    )
+    .addOption(
+      option(
+        "--max-sink-wait <duration>",
+        "give up when the sink cannot be opened (Kafka brokers unreachable, say) this long; retry meanwhile",
+      )
+        .default(DEFAULT_MAX_SINK_WAIT_MS, "5m")
+        .argParser(parseDuration),
     );
   addKafkaOptions(command);
   return command.action(async (set: string, flags: RelayFlags, cmd: Command) => {
@@ -97,74 +115,83 @@ function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
 }
 
 async function runRelay(command: Command, set: string, flags: RelayFlags): Promise<void> {
+  // main.ts caught the signals before the program loaded; a relay run otherwise catches them now.
+  const stop = catchStopSignals();
+  const { signal } = stop;
   const options = globals(command);
   const logger = loggerFor(options);
-  const codec = codecByName(flags.codec ?? (flags.sink.kind === "kafka" ? "protobuf" : "json"));
-  const consumer = flags.consumerId;
-  const sink = await createSink(flags.sink, {
-    codec,
-    logger,
-    kafka:
-      flags.sink.kind === "kafka"
-        ? kafkaOptionsFrom(flags, { cluster: options.cluster, set, consumer })
-        : undefined,
-  });
-  const connect = () =>
-    ZooKeeper.connect({
-      hosts: options.zookeeperHosts,
-      timeoutMs: options.zookeeperTimeout,
-      logger,
-    });
-  const { cluster } = options;
-  const relay = new Relay({
-    zk: await connect(),
-    reconnect: connect,
-    cluster,
-    set,
-    consumer,
-    sink,
-    source: (dsn) => new PgqSource(dsn, { cluster, set, consumer, fetchSize: flags.fetchSize }),
-    logger,
-    pollIntervalMs: flags.pollInterval,
-    selfTick: flags.selfTick,
-    maxZooKeeperPauseMs: flags.maxZookeeperPause,
-    retryInitialMs: 200,
-    retryMaxMs: 5000,
-    elect: true,
-  });
-  const controller = new AbortController();
-  const stop = (signal: string) => {
-    if (controller.signal.aborted) return;
-    logger.info({ signal }, "stopping");
-    controller.abort(new PgshovelError("STOPPED", `stopped by ${signal}`));
+  const onStop = () => {
+    logger.info({ signal: stop.received }, "stopping");
     // Whatever is still in flight is safe to abandon: an unfinished batch is sent again.
     setTimeout(() => {
-      logger.warn("did not stop within 9 s: exiting");
+      logger.warn(`did not stop within ${STOP_DEADLINE_MS / 1000} s: exiting`);
       process.exit(0);
-    }, 9000).unref();
+    }, STOP_DEADLINE_MS).unref();
   };
+  if (signal.aborted) onStop();
+  else signal.addEventListener("abort", onStop, { once: true });
+  let relay: Relay | undefined;
   const diagnose = () => {
-    relay.diagnostics().then(
+    relay?.diagnostics().then(
       (report) => process.stderr.write(`${JSON.stringify({ diagnostics: report })}\n`),
       (error) => process.stderr.write(`diagnostics failed: ${describeError(error)}\n`),
     );
   };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
-  process.on("SIGUSR1", diagnose);
-  logger.info(
-    { set, consumer, sink: sink.description, codec: codec.name, publisher: relay.publisher },
-    "relay starting",
-  );
   try {
-    const outcome = await relay.run(controller.signal);
+    // Every step up to the relay's own run ends at once when a signal comes (exit 0).
+    if (signal.aborted) return;
+    const codec = codecByName(flags.codec ?? (flags.sink.kind === "kafka" ? "protobuf" : "json"));
+    const consumer = flags.consumerId;
+    const sink = await createSink(flags.sink, {
+      codec,
+      logger,
+      kafka:
+        flags.sink.kind === "kafka"
+          ? kafkaOptionsFrom(flags, { cluster: options.cluster, set, consumer })
+          : undefined,
+    });
+    const connect = () =>
+      ZooKeeper.connect({
+        hosts: options.zookeeperHosts,
+        timeoutMs: options.zookeeperTimeout,
+        logger,
+      });
+    logger.info({ hosts: options.zookeeperHosts }, "connecting to ZooKeeper");
+    const zk = await untilAborted(connect(), signal, (late) => late.close());
+    const { cluster } = options;
+    relay = new Relay({
+      zk,
+      reconnect: connect,
+      cluster,
+      set,
+      consumer,
+      sink,
+      source: (dsn) => new PgqSource(dsn, { cluster, set, consumer, fetchSize: flags.fetchSize }),
+      logger,
+      pollIntervalMs: flags.pollInterval,
+      selfTick: flags.selfTick,
+      maxZooKeeperPauseMs: flags.maxZookeeperPause,
+      maxSinkWaitMs: flags.maxSinkWait,
+      retryInitialMs: 200,
+      retryMaxMs: 5000,
+      elect: true,
+    });
+    process.on("SIGUSR1", diagnose);
+    logger.info(
+      { set, consumer, sink: sink.description, codec: codec.name, publisher: relay.publisher },
+      "relay starting",
+    );
+    const outcome = await relay.run(signal);
     if (outcome.kind === "dropped")
       process.stderr.write(`set ${set} was dropped; the relay stops\n`);
+  } catch (error) {
+    if (signal.aborted) return;
+    throw error;
   } finally {
-    process.off("SIGTERM", stop);
-    process.off("SIGINT", stop);
+    signal.removeEventListener("abort", onStop);
     process.off("SIGUSR1", diagnose);
-    relay.zookeeper.close();
+    releaseStopSignals(false);
+    relay?.zookeeper.close();
   }
 }
 
@@ -182,7 +209,7 @@ export function relayProgram(entry: string, sink: "stdout" | "kafka"): Command {
 export function addRelayCommand(program: Command): void {
   configure(
     program
-      .command("relay")
+      .command(RELAY_COMMAND)
       .description(
         "relay a replication set's transactions, in commit order, to stdout, a file or Kafka",
       ),

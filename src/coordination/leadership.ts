@@ -92,6 +92,11 @@ export class Leadership implements Election {
   /** Resolves when `node` is gone (or changes), rejects when aborted. */
   private waitForRemoval(node: string, signal: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      // An abort while our node was being created fires no event any more.
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
       const onAbort = () => reject(signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });
       const done = () => {

@@ -1,5 +1,6 @@
 import { hidePassword } from "../config/set-config.js";
 import type { Logger } from "../log.js";
+import { untilAborted } from "./abortable.js";
 import type { BatchSource, BatchSourceFactory } from "./batch-source.js";
 
 /**
@@ -20,8 +21,11 @@ export class CurrentSource {
     return this.current?.source;
   }
 
-  /** The source reading `dsn`, opened now (`opened`) unless it was open already. */
-  async on(dsn: string): Promise<{ source: BatchSource; opened: boolean }> {
+  /**
+   * The source reading `dsn`, opened now (`opened`) unless it was open already. An abort of
+   * `signal` ends the wait for the database at once; a connection made later is closed.
+   */
+  async on(dsn: string, signal: AbortSignal): Promise<{ source: BatchSource; opened: boolean }> {
     if (this.current?.dsn === dsn) return { source: this.current.source, opened: false };
     if (this.current) {
       this.logger.info(
@@ -31,10 +35,11 @@ export class CurrentSource {
       await this.close();
     }
     const source = this.factory(dsn);
-    await source.open().catch(async (error) => {
+    const opening = source.open().catch(async (error: unknown) => {
       await source.close();
       throw error;
     });
+    await untilAborted(opening, signal, () => source.close());
     this.current = { dsn, source };
     this.logger.info(
       { database: hidePassword(dsn), node: source.node, ...source.labels },

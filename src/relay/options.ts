@@ -5,6 +5,9 @@ import type { Logger } from "../log.js";
 import type { Sink } from "../sinks/sink.js";
 import type { BatchSourceFactory } from "./batch-source.js";
 
+/** How long a relay tries to open its sink (brokers not up yet, say) before giving up: 5 minutes. */
+export const DEFAULT_MAX_SINK_WAIT_MS = 300_000;
+
 /** Everything a relay needs, validated by the caller. */
 export interface RelayOptions {
   zk: ZooKeeper;
@@ -26,6 +29,11 @@ export interface RelayOptions {
   selfTick: boolean;
   /** Longest pause while ZooKeeper is unreachable before giving up. */
   maxZooKeeperPauseMs: number;
+  /**
+   * Give up when the sink still fails to open this long after the relay began to open it,
+   * retrying meanwhile on retryable failures (default {@link DEFAULT_MAX_SINK_WAIT_MS}).
+   */
+  maxSinkWaitMs?: number;
   /** Back-off bounds for recoverable failures. */
   retryInitialMs: number;
   retryMaxMs: number;

@@ -5,11 +5,17 @@ import { candidacyLost, Leadership } from "../coordination/leadership.js";
 import { WorkerSession } from "../coordination/session.js";
 import { requireCurrentVersion, SetFollower } from "../coordination/set-follower.js";
 import { describeError, isPgshovelError, PgshovelError } from "../errors.js";
-import { Backoff } from "../retry.js";
+import { Backoff, withRetry } from "../retry.js";
 import type { BatchRef, Message } from "../stream/types.js";
 import type { BatchInfo, BatchSource } from "./batch-source.js";
 import { CurrentSource } from "./current-source.js";
-import type { RelayDiagnostics, RelayOptions, RelayOutcome, RelayState } from "./options.js";
+import {
+  DEFAULT_MAX_SINK_WAIT_MS,
+  type RelayDiagnostics,
+  type RelayOptions,
+  type RelayOutcome,
+  type RelayState,
+} from "./options.js";
 import { Publisher } from "./publisher.js";
 
 const zooKeeperLost = () =>
@@ -74,7 +80,7 @@ export class Relay {
             await session.election.acquire(signal, { publisher: this.publisher, pid: process.pid });
           }
           this.state = "opening sink";
-          await sink.open();
+          await this.openSink(signal);
           return await this.loop(signal);
         } catch (error) {
           if (signal.aborted) throw error;
@@ -113,6 +119,46 @@ export class Relay {
     }
   }
 
+  /**
+   * Opens the sink, retrying retryable failures (brokers not started yet, say) with backoff
+   * for up to `maxSinkWaitMs`. The relay leads meanwhile: a sink it cannot reach, a standby
+   * could not reach either, and the bound ends the wait (exit 1, for the supervisor to try
+   * again). A relay that loses its candidacy meanwhile stops waiting and stands again.
+   */
+  private async openSink(signal: AbortSignal): Promise<void> {
+    const { sink, logger, elect } = this.options;
+    const maxWaitMs = this.options.maxSinkWaitMs ?? DEFAULT_MAX_SINK_WAIT_MS;
+    const bound = AbortSignal.timeout(maxWaitMs);
+    try {
+      await withRetry(
+        async () => {
+          if (elect && !this.session.election.isLeading) throw candidacyLost("relay");
+          await sink.open();
+        },
+        {
+          attempts: Number.POSITIVE_INFINITY,
+          initialDelayMs: this.options.retryInitialMs,
+          maxDelayMs: this.options.retryMaxMs,
+          signal: AbortSignal.any([signal, bound]),
+          onRetry: (error, attempt, delayMs) =>
+            logger.warn(
+              { sink: sink.description, attempt, retryInMs: delayMs, err: describeError(error) },
+              "the sink did not open: retrying",
+            ),
+        },
+      );
+    } catch (error) {
+      if (signal.aborted || !bound.aborted || !isPgshovelError(error) || !error.retryable) {
+        throw error;
+      }
+      throw new PgshovelError(
+        error.code,
+        `the sink (${sink.description}) did not open within ${maxWaitMs} ms (--max-sink-wait): ${error.message}`,
+        { cause: error, ...(error.hint === undefined ? {} : { hint: error.hint }) },
+      );
+    }
+  }
+
   /** Whether `error` comes from losing the candidacy while leading, the session intact. */
   private deposed(error: unknown): boolean {
     const { election, follower } = this.session;
@@ -143,7 +189,7 @@ export class Relay {
         }
         requireCurrentVersion(state);
         version = state.version;
-        const { source, opened } = await this.source.on(state.config.database.dsn);
+        const { source, opened } = await this.source.on(state.config.database.dsn, signal);
         if (opened) checkSink = true;
         this.state = "polling";
         const batch = await this.nextBatch(source);

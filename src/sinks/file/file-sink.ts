@@ -48,14 +48,19 @@ abstract class ByteStreamSink implements Sink {
     terminator: string,
   ): Promise<void> {
     let text = "";
-    for await (const message of messages) {
-      text += encodeText(message);
-      text += terminator;
-      // String length counts UTF-16 units: at most 3 bytes each, so a write stays near FLUSH_BYTES.
-      if (text.length >= FLUSH_BYTES / 3) {
-        await this.write(Buffer.from(text, "utf8"));
-        text = "";
+    try {
+      for await (const message of messages) {
+        text += encodeText(message);
+        text += terminator;
+        // String length counts UTF-16 units: at most 3 bytes each, so a write stays near FLUSH_BYTES.
+        if (text.length >= FLUSH_BYTES / 3) {
+          await this.write(Buffer.from(text, "utf8"));
+          text = "";
+        }
       }
+    } catch (error) {
+      await this.flushAbandoned(Buffer.from(text, "utf8"));
+      throw error;
     }
     if (text.length > 0) await this.write(Buffer.from(text, "utf8"));
   }
@@ -63,18 +68,32 @@ abstract class ByteStreamSink implements Sink {
   private async publishFrames(messages: AsyncIterable<Message>): Promise<void> {
     let pending: Uint8Array[] = [];
     let size = 0;
-    for await (const message of messages) {
-      for (const part of this.framing.frame(this.codec.encode(message))) {
-        pending.push(part);
-        size += part.length;
+    try {
+      for await (const message of messages) {
+        for (const part of this.framing.frame(this.codec.encode(message))) {
+          pending.push(part);
+          size += part.length;
+        }
+        if (size >= FLUSH_BYTES) {
+          await this.write(Buffer.concat(pending, size));
+          pending = [];
+          size = 0;
+        }
       }
-      if (size >= FLUSH_BYTES) {
-        await this.write(Buffer.concat(pending, size));
-        pending = [];
-        size = 0;
-      }
+    } catch (error) {
+      await this.flushAbandoned(Buffer.concat(pending, size));
+      throw error;
     }
     if (size > 0) await this.write(Buffer.concat(pending, size));
+  }
+
+  /**
+   * Writes what an abandoned batch had gathered: every message stamped reaches the stream,
+   * so the rollback that follows leaves no gap in the publisher's sequence. The batch's own
+   * failure is what the caller reports.
+   */
+  private async flushAbandoned(chunk: Buffer): Promise<void> {
+    if (chunk.length > 0) await this.write(chunk).catch(() => {});
   }
 }
 

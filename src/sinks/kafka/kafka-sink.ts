@@ -73,14 +73,30 @@ export class KafkaSink implements Sink {
     // Opening again (after close) starts a new producer generation: a relay that lost
     // its leadership, and with it perhaps its producer epoch, opens once it leads again.
     this.#fenced = undefined;
-    const admin = new Admin(clientOptions(this.#config, "pgshovel-relay-admin"));
     try {
-      await ensureTopic(admin, this.#config.topic, this.#config.replicationFactor, this.#logger);
-    } finally {
-      await admin.close().catch(() => {});
+      const admin = new Admin(clientOptions(this.#config, "pgshovel-relay-admin"));
+      try {
+        await ensureTopic(admin, this.#config.topic, this.#config.replicationFactor, this.#logger);
+      } finally {
+        await admin.close().catch(() => {});
+      }
+      await this.#ensureProducer();
+    } catch (error) {
+      throw this.#atBrokers(error);
     }
-    await this.#ensureProducer();
     this.#reader ??= new PartitionReader(this.#config, this.#config.topic);
+  }
+
+  /** A failure to open, naming the brokers; an unreachable cluster says what to check. */
+  #atBrokers(error: unknown): PgshovelError {
+    const brokers = this.#config.brokers.join(",");
+    const failure = kafkaFailure(error, `opening the Kafka sink at brokers ${brokers}`);
+    if (failure.code !== "KAFKA_UNAVAILABLE") return failure;
+    return new PgshovelError(failure.code, failure.message, {
+      retryable: failure.retryable,
+      cause: failure.cause,
+      hint: `check that the Kafka brokers ${brokers} are running and reachable from this host (--kafka-brokers, PGSHOVEL_KAFKA_BROKERS) and, if they require it, the TLS and SASL options`,
+    });
   }
 
   async publishBatch(batch: BatchRef, messages: AsyncIterable<Message>): Promise<void> {

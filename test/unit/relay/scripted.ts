@@ -254,6 +254,7 @@ export function scriptedRelay(options: {
   sink: ScriptedSink;
   election?: ScriptedElection;
   renewed?: { follower: ScriptedFollower; election: ScriptedElection }[];
+  maxSinkWaitMs?: number;
 }): { relay: Relay; sources: ScriptedSource[]; sessions: () => number } {
   const sources: ScriptedSource[] = [];
   const sessions = [
@@ -283,6 +284,7 @@ export function scriptedRelay(options: {
     retryInitialMs: 1,
     retryMaxMs: 4,
     elect: options.election !== undefined,
+    ...(options.maxSinkWaitMs === undefined ? {} : { maxSinkWaitMs: options.maxSinkWaitMs }),
   };
   return { relay: new Relay(relayOptions), sources, sessions: () => opened };
 }
