@@ -231,7 +231,7 @@ export class FeedBridge {
             "SINK_ERROR",
             event.reason === "rollback"
               ? `${doing} was rolled back by its relay; it comes again whole`
-              : `${doing} was abandoned: another relay began again; the batch comes again whole`,
+              : `${doing} was abandoned: a new relay began before its end; a batch cut off that way comes again whole`,
             { retryable: true, hint: "read on: the stream re-sends the batch" },
           );
         case "begin":
