@@ -1,16 +1,18 @@
 import { Command, InvalidArgumentError } from "commander";
 import { ZooKeeper } from "../cluster/zookeeper.js";
-import { checkSetName, DEFAULT_CONSUMER } from "../config/names.js";
+import { checkSetName, DEFAULT_CONSUMER, dbNames } from "../config/names.js";
 import { describeError, PgshovelError } from "../errors.js";
+import { type RelayOperations, startRelayOperations } from "../monitoring/relay-operations.js";
 import { PgqSource } from "../relay/pgq-source.js";
 import { Relay } from "../relay/relay.js";
-import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
+import { CODEC_NAMES, type Codec, type CodecName, codecByName } from "../stream/codec.js";
 import { globals, loggerFor } from "./context.js";
-import { option, parseDuration, parsePositiveInt } from "./options.js";
+import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
+import { type GlobalOptions, option, parseDuration, parsePositiveInt } from "./options.js";
 import { addKafkaOptions, createSink, kafkaOptionsFrom, type SinkSpec } from "./sinks.js";
 
 /** Options of the relay command, parsed. */
-interface RelayFlags {
+interface RelayFlags extends OperationsFlags {
   sink: SinkSpec;
   codec?: CodecName;
   consumerId: string;
@@ -91,6 +93,7 @@ function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
         .argParser(parseDuration),
     );
   addKafkaOptions(command);
+  addOperationsOptions(command);
   return command.action(async (set: string, flags: RelayFlags, cmd: Command) => {
     await runRelay(cmd, set, flags);
   });
@@ -98,17 +101,48 @@ function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
 
 async function runRelay(command: Command, set: string, flags: RelayFlags): Promise<void> {
   const options = globals(command);
-  const logger = loggerFor(options);
   const codec = codecByName(flags.codec ?? (flags.sink.kind === "kafka" ? "protobuf" : "json"));
   const consumer = flags.consumerId;
-  const sink = await createSink(flags.sink, {
-    codec,
-    logger,
-    kafka:
-      flags.sink.kind === "kafka"
-        ? kafkaOptionsFrom(flags, { cluster: options.cluster, set, consumer })
-        : undefined,
+  const ops = await startRelayOperations({
+    labels: { cluster: options.cluster, set, consumer },
+    queue: dbNames.queue(options.cluster, set),
+    metricsListen: flags.metricsListen,
+    healthStallAfterMs: flags.healthStallAfter,
+    sentryDsn: flags.sentryDsn,
+    secrets: typeof flags.kafkaSaslPassword === "string" ? [flags.kafkaSaslPassword] : [],
+    progressIntervalMs: flags.progressInterval,
+    logger: loggerFor(options),
   });
+  try {
+    await relayWith(options, set, flags, codec, ops);
+  } catch (error) {
+    ops.failed(error);
+    throw error;
+  } finally {
+    await ops.close();
+  }
+}
+
+async function relayWith(
+  options: GlobalOptions,
+  set: string,
+  flags: RelayFlags,
+  baseCodec: Codec,
+  ops: RelayOperations,
+): Promise<void> {
+  const { logger } = ops;
+  const consumer = flags.consumerId;
+  const codec = ops.codec(baseCodec);
+  const sink = ops.sink(
+    await createSink(flags.sink, {
+      codec,
+      logger,
+      kafka:
+        flags.sink.kind === "kafka"
+          ? kafkaOptionsFrom(flags, { cluster: options.cluster, set, consumer })
+          : undefined,
+    }),
+  );
   const connect = () =>
     ZooKeeper.connect({ hosts: options.zookeeperHosts, timeoutMs: options.zookeeperTimeout });
   const { cluster } = options;
@@ -119,7 +153,10 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
     set,
     consumer,
     sink,
-    source: (dsn) => new PgqSource(dsn, { cluster, set, consumer, fetchSize: flags.fetchSize }),
+    source: (dsn) => {
+      ops.useDatabase(dsn);
+      return new PgqSource(dsn, { cluster, set, consumer, fetchSize: flags.fetchSize });
+    },
     logger,
     pollIntervalMs: flags.pollInterval,
     selfTick: flags.selfTick,
@@ -127,7 +164,9 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
     retryInitialMs: 200,
     retryMaxMs: 5000,
     elect: true,
+    ...(ops.observer ? { observer: ops.observer } : {}),
   });
+  ops.follow(() => relay.diagnostics());
   const controller = new AbortController();
   const stop = (signal: string) => {
     if (controller.signal.aborted) return;

@@ -4,6 +4,7 @@ import type { Follower } from "../coordination/set-follower.js";
 import type { Logger } from "../log.js";
 import type { Sink } from "../sinks/sink.js";
 import type { BatchSourceFactory } from "./batch-source.js";
+import type { RelayObserver } from "./observer.js";
 
 /** Everything a relay needs, validated by the caller. */
 export interface RelayOptions {
@@ -39,6 +40,8 @@ export interface RelayOptions {
    * The relay closes the sessions it replaces; `Relay.zookeeper` is the current one.
    */
   reconnect?: () => Promise<ZooKeeper>;
+  /** Told of state changes, finished batches and retries (metrics, health, progress logs). */
+  observer?: RelayObserver;
 }
 
 /** How a relay run ended. */
