@@ -31,6 +31,7 @@ export interface ErrorReportingOptions {
 
 /** Starts reporting to Sentry; throws INVALID_ARGUMENT for a DSN Sentry does not accept. */
 export async function startErrorReporting(options: ErrorReportingOptions): Promise<ErrorReporter> {
+  checkDsn(options.dsn);
   const Sentry = await import("@sentry/node");
   const secrets = [...(options.secrets ?? []), ...dsnSecret(options.dsn)];
   const client = Sentry.initWithoutDefaultIntegrations({
@@ -42,9 +43,7 @@ export async function startErrorReporting(options: ErrorReportingOptions): Promi
     beforeBreadcrumb: (breadcrumb) => scrubValue(breadcrumb, secrets),
   });
   if (!client?.getDsn()) {
-    throw new PgshovelError("INVALID_ARGUMENT", `${scrubText(options.dsn)} is not a Sentry DSN`, {
-      hint: "a DSN looks like https://KEY@HOST/PROJECT",
-    });
+    throw new PgshovelError("INVALID_ARGUMENT", `Sentry refused the DSN ${scrubText(options.dsn)}`);
   }
   options.logger.info({ sentry: scrubText(options.dsn) }, "reporting errors to Sentry");
   return {
@@ -60,14 +59,22 @@ export async function startErrorReporting(options: ErrorReportingOptions): Promi
   };
 }
 
+/** `http(s)://KEY[:SECRET]@HOST[:PORT]/[PATH/]PROJECT`, as Sentry parses it. */
+const SENTRY_DSN = /^https?:\/\/\w+(?::\w+)?@(?:\[[:.%\w]+\]|[\w.-]+)(?::\d+)?\/(?:.+\/)?\d+$/;
+
+/** Checks a DSN before Sentry sees it: Sentry would print a bad one whole, secret included. */
+function checkDsn(dsn: string): void {
+  if (!SENTRY_DSN.test(dsn)) {
+    throw new PgshovelError("INVALID_ARGUMENT", `${scrubText(dsn)} is not a Sentry DSN`, {
+      hint: "a DSN looks like https://KEY@HOST/PROJECT",
+    });
+  }
+}
+
 /** The secret part of an old-style DSN (`https://key:secret@host/1`), if any. */
 function dsnSecret(dsn: string): string[] {
-  try {
-    const secret = decodeURIComponent(new URL(dsn).password);
-    return secret ? [secret] : [];
-  } catch {
-    return [];
-  }
+  const secret = /^https?:\/\/\w+:(\w+)@/.exec(dsn)?.[1];
+  return secret ? [secret] : [];
 }
 
 const REPORTED = new Set(["warn", "error", "fatal"]);
