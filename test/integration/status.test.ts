@@ -6,8 +6,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { DEFAULT_CONSUMER, zkPaths } from "../../src/config/names.js";
+import { DEFAULT_CONSUMER, kafkaNames, zkPaths } from "../../src/config/names.js";
 import type { ClusterStatus, SetStatus } from "../../src/monitoring/status.js";
+import { stackEnv } from "../support/env.js";
 import {
   type RelayProcess,
   type SetFixture,
@@ -16,6 +17,7 @@ import {
   stopRelay,
   waitForLog,
 } from "../support/fixtures.js";
+import { deleteTopic } from "../support/kafka.js";
 import { waitFor } from "../support/wait.js";
 import { runCli } from "./helpers/admin.js";
 import { tempDirFor } from "./relay-support.js";
@@ -26,9 +28,10 @@ const dir = tempDirFor("pgshovel-status-");
 async function status(
   fixture: SetFixture,
   args: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<{ code: number | null; report: ClusterStatus; set: SetStatus }> {
   const result = await runCli(["status", fixture.set, "--json", ...args], {
-    env: { PGSHOVEL_ZOOKEEPER_HOSTS: fixture.zkHosts, PGSHOVEL_CLUSTER: fixture.cluster },
+    env: { PGSHOVEL_ZOOKEEPER_HOSTS: fixture.zkHosts, PGSHOVEL_CLUSTER: fixture.cluster, ...env },
   });
   assert.ok(result.stdout.startsWith("{"), `status printed JSON: ${result.stdout}${result.stderr}`);
   const report = JSON.parse(result.stdout) as ClusterStatus;
@@ -187,6 +190,48 @@ describe("pgshovel status", () => {
     } finally {
       await load.stop();
       for (const relay of relays) await stopRelay(relay, 15_000);
+      await fixture.close();
+    }
+  });
+
+  test("with brokers given, the topic's last committed batch, read without fencing the relay", async () => {
+    const fixture = await setupPgbenchSet();
+    const brokers = stackEnv().kafkaBrokers.join(",");
+    const topic = kafkaNames.topic(fixture.cluster, fixture.set);
+    const relay = startRelay(fixture, ["--kafka-brokers", brokers], "pgshovel-kafka-relay");
+    try {
+      const missing = await status(fixture, ["--kafka-brokers", brokers]);
+      assert.ok(missing.set.sink.checked);
+      await waitForLog(relay, "leading", 60_000);
+      await fixture.db.query("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 10");
+      const seen = await waitFor(
+        async () => {
+          // The brokers may come from the environment too.
+          const s = await status(fixture, [], { PGSHOVEL_KAFKA_BROKERS: brokers });
+          return s.set.sink.lastCommittedBatch !== null && s;
+        },
+        { description: "a committed batch in the topic", timeoutMs: 60_000 },
+      );
+      assert.equal(seen.code, 0, JSON.stringify(seen.set.findings));
+      assert.equal(seen.set.sink.topic, topic);
+      assert.equal(seen.set.sink.exists, true);
+      const last = seen.set.sink.lastCommittedBatch!;
+      assert.equal(last.node, seen.set.node);
+      assert.equal(last.publisher, seen.set.relays[0]?.leader?.publisher);
+      // The relay was not fenced: it goes on publishing.
+      await fixture.db.query("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 10");
+      await waitFor(
+        async () => {
+          const s = await status(fixture, ["--kafka-brokers", brokers]);
+          const id = s.set.sink.lastCommittedBatch?.id;
+          return id !== undefined && BigInt(id) > BigInt(last.id);
+        },
+        { description: "a later batch committed by the same relay", timeoutMs: 60_000 },
+      );
+      assert.doesNotMatch(relay.stderr(), /fenced/);
+    } finally {
+      await stopRelay(relay, 15_000);
+      await deleteTopic(topic).catch(() => {});
       await fixture.close();
     }
   });
