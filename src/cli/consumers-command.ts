@@ -6,7 +6,7 @@ import { closeQuietly, connect } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
 import { readConsumers, unregisterConsumer } from "../monitoring/pgq-info.js";
 import { readRelays } from "../monitoring/status.js";
-import { table } from "../monitoring/status-text.js";
+import { duration, table } from "../monitoring/status-text.js";
 import { withAdmin } from "./context.js";
 import { option } from "./options.js";
 
@@ -16,8 +16,6 @@ interface ConsumersFlags {
   force?: boolean;
   json?: boolean;
 }
-
-const seconds = (value: number | null) => (value === null ? "-" : `${value.toFixed(1)}s`);
 
 async function consumers(ctx: AdminContext, set: string, flags: ConsumersFlags): Promise<string> {
   const { config } = await requireSet(ctx, set);
@@ -56,8 +54,8 @@ async function consumers(ctx: AdminContext, set: string, flags: ConsumersFlags):
       ...list.map((c) => [
         c.name,
         String(c.relays),
-        seconds(c.lagSeconds),
-        seconds(c.lastSeenSeconds),
+        duration(c.lagSeconds),
+        duration(c.lastSeenSeconds),
         c.pendingEvents ?? "-",
         c.blocksRotation ? "BLOCKS" : "ok",
       ]),

@@ -1,8 +1,15 @@
 /** `pgshovel status` for a person: one block per set, the verdict and its reasons first. */
 import type { ClusterStatus, ConsumerRelays, RelayCandidate, SetStatus } from "./status.js";
 
-const seconds = (value: number | null) =>
-  value === null ? "-" : value < 100 ? `${value.toFixed(1)}s` : `${Math.round(value)}s`;
+/** A duration for a person: 0.7s, 95s, 12m, 2h, 3d. */
+export function duration(value: number | null): string {
+  if (value === null) return "-";
+  if (value < 10) return `${value.toFixed(1)}s`;
+  if (value < 120) return `${Math.round(value)}s`;
+  if (value < 7_200) return `${Math.round(value / 60)}m`;
+  if (value < 172_800) return `${Math.round(value / 3_600)}h`;
+  return `${Math.round(value / 86_400)}d`;
+}
 
 function bytes(value: string): string {
   let size = Number(value);
@@ -48,8 +55,8 @@ function queueLines(set: SetStatus): string[] {
   const q = queue.info;
   const t = q.eventTables;
   const lines = [
-    `  queue      ${queue.name}: ticker lag ${seconds(q.tickerLagSeconds)}, ${q.eventsPerSecond === null ? "-" : q.eventsPerSecond.toFixed(1)} events/s, ${q.newEvents} since the last tick`,
-    `  events     ${t.count} event tables, ${bytes(t.bytes)}, current ${t.current}, rotated ${t.lastRotation} (every ${seconds(t.rotationPeriodSeconds)}${t.rotationDue ? ", due" : ""})`,
+    `  queue      ${queue.name}: ticker lag ${duration(q.tickerLagSeconds)}, ${q.eventsPerSecond === null ? "-" : q.eventsPerSecond.toFixed(1)} events/s, ${q.newEvents} since the last tick`,
+    `  events     ${t.count} event tables, ${bytes(t.bytes)}, current ${t.current}, rotated ${t.lastRotation} (every ${duration(t.rotationPeriodSeconds)}${t.rotationDue ? ", due" : ""})`,
   ];
   if (set.consumers.length === 0) return [...lines, "  consumers  none registered"];
   const rows = [
@@ -57,8 +64,8 @@ function queueLines(set: SetStatus): string[] {
     ...set.consumers.map((c) => [
       c.name,
       c.relayed ? "yes" : "no",
-      seconds(c.lagSeconds),
-      seconds(c.lastSeenSeconds),
+      duration(c.lagSeconds),
+      duration(c.lastSeenSeconds),
       c.pendingEvents ?? "-",
       c.blocksRotation ? "BLOCKS" : "ok",
     ]),

@@ -4,15 +4,17 @@
  * again when one restarts; and it disturbs nothing (no consumer, no candidate of its own).
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { DEFAULT_CONSUMER, kafkaNames, zkPaths } from "../../src/config/names.js";
 import type { ClusterStatus, SetStatus } from "../../src/monitoring/status.js";
-import { stackEnv } from "../support/env.js";
+import { repoRoot, stackEnv } from "../support/env.js";
 import {
   type RelayProcess,
   type SetFixture,
   setupPgbenchSet,
+  setupSet,
   startRelay,
   stopRelay,
   waitForLog,
@@ -232,6 +234,48 @@ describe("pgshovel status", () => {
     } finally {
       await stopRelay(relay, 15_000);
       await deleteTopic(topic).catch(() => {});
+      await fixture.close();
+    }
+  });
+
+  test("--watch redraws every --interval until SIGINT, then exits 0", async () => {
+    const fixture = await setupSet({
+      prepare: async (db) => {
+        await db.query("CREATE TABLE t (id int PRIMARY KEY)");
+      },
+      tables: ["t"],
+    });
+    const child = spawn(
+      join(repoRoot, "bin", "pgshovel"),
+      ["status", "--watch", "--json", "--interval", "100ms"],
+      {
+        env: {
+          PATH: process.env.PATH,
+          PGSHOVEL_ZOOKEEPER_HOSTS: fixture.zkHosts,
+          PGSHOVEL_CLUSTER: fixture.cluster,
+        },
+      },
+    );
+    try {
+      let stdout = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        stdout += chunk.toString("utf8");
+      });
+      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      await waitFor(() => stdout.split("\n").length > 3, {
+        description: "three rounds of --watch",
+      });
+      child.kill("SIGINT");
+      assert.equal(await exited, 0);
+      const rounds = stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as ClusterStatus);
+      assert.ok(rounds.length >= 3);
+      // No relay runs: each round says FAIL, yet the watch itself ends well.
+      assert.ok(rounds.every((r) => r.verdict === "FAIL" && r.sets[0]?.name === "s"));
+    } finally {
+      child.kill("SIGKILL");
       await fixture.close();
     }
   });
