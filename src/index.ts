@@ -50,12 +50,20 @@ export {
 export { ERROR_CODES, type ErrorCode, isPgshovelError, PgshovelError } from "./errors.js";
 export * from "./kafka/index.js";
 export { createLogger, type Logger, silentLogger } from "./log.js";
+export {
+  type ClusterStatus,
+  collectStatus,
+  type SetStatus,
+  type StatusOptions,
+} from "./monitoring/status.js";
+export type { Finding, FindingCode, Level, Thresholds } from "./monitoring/verdict.js";
 export type {
   BatchInfo,
   BatchSource,
   BatchSourceFactory,
   ConsumerInfo,
 } from "./relay/batch-source.js";
+export type { FinishedBatch, RelayObserver, StandAgainReason } from "./relay/observer.js";
 export type {
   RelayDiagnostics,
   RelayOptions,

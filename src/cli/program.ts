@@ -2,8 +2,10 @@ import { Command, CommanderError } from "commander";
 import { describeError, PgshovelError } from "../errors.js";
 import { SOFTWARE_VERSION } from "../version.js";
 import { addAdminCommands } from "./admin-commands.js";
+import { addConsumersCommand } from "./consumers-command.js";
 import { addGlobalOptions } from "./options.js";
 import { addRelayCommand, relayProgram } from "./relay-command.js";
+import { addStatusCommand } from "./status-command.js";
 import { addStreamCommand } from "./stream-command.js";
 
 /** Builds the command tree of one of pgshovel's programs. */
@@ -24,6 +26,8 @@ export function buildProgram(entry: string): Command {
     addAdminCommands(program);
     addRelayCommand(program);
     addStreamCommand(program);
+    addStatusCommand(program);
+    addConsumersCommand(program);
   }
   return program;
 }
@@ -33,7 +37,8 @@ export async function run(entry: string, argv: string[]): Promise<number> {
   const program = buildProgram(entry);
   try {
     await program.parseAsync(argv, { from: "user" });
-    return 0;
+    // A command may end without an error and still say something is wrong (status).
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? 0 : 2;

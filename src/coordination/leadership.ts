@@ -29,6 +29,35 @@ const CANDIDATE = "candidate-";
 /** Wait before watching our node again after ZooKeeper failed to set the watch. */
 const REWATCH_MS = 1_000;
 
+/** One candidate of an election, as its node describes it. */
+export interface Candidate {
+  /** The node's name, `candidate-NNNNNNNNNN`. */
+  node: string;
+  /** The lowest candidate leads. */
+  leading: boolean;
+  /** What the candidate wrote: for a relay its publisher id, pid, host, startedAt and since. */
+  data: Record<string, unknown>;
+}
+
+/** The candidates of an election, the leader first; reads only, so it disturbs no one. */
+export async function readCandidates(zk: ZooKeeper, path: string): Promise<Candidate[]> {
+  const names = (await zk.children(path)).filter((c) => c.startsWith(CANDIDATE)).sort();
+  const candidates: Candidate[] = [];
+  for (const name of names) {
+    const node = await zk.get(`${path}/${name}`);
+    if (!node) continue; // gone meanwhile
+    let data: Record<string, unknown> = {};
+    try {
+      const parsed: unknown = JSON.parse(node.data.toString("utf8"));
+      if (typeof parsed === "object" && parsed !== null) data = parsed as Record<string, unknown>;
+    } catch {
+      // A candidate of an older version, or written by hand: listed without details.
+    }
+    candidates.push({ node: name, leading: candidates.length === 0, data });
+  }
+  return candidates;
+}
+
 /** The error a worker stops with when its candidacy vanished while it led. */
 export function candidacyLost(role: string): PgshovelError {
   return new PgshovelError(
@@ -63,9 +92,10 @@ export class Leadership implements Election {
       if (signal.aborted) throw signal.reason;
       // A node of ours that is gone (removed, or its session ended) is replaced by a new
       // one; its name is read again each round, since it changes with the node.
+      // `since` tells status how long this candidacy has stood.
       this.node ??= await zk.createEphemeralSequential(
         `${dir}/${CANDIDATE}`,
-        Buffer.from(JSON.stringify(describe)),
+        Buffer.from(JSON.stringify({ ...describe, since: new Date().toISOString() })),
       );
       const mine = this.node.slice(dir.length + 1);
       const candidates = (await zk.children(dir)).filter((c) => c.startsWith(CANDIDATE)).sort();

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { clusterNotInitialized, setNotFound } from "../cluster/records.js";
 import type { ZooKeeper } from "../cluster/zookeeper.js";
 import { zkPaths } from "../config/names.js";
@@ -9,6 +10,7 @@ import { Backoff, withRetry } from "../retry.js";
 import type { BatchRef, Message } from "../stream/types.js";
 import type { BatchInfo, BatchSource } from "./batch-source.js";
 import { CurrentSource } from "./current-source.js";
+import type { FinishedBatch, RelayObserver } from "./observer.js";
 import {
   DEFAULT_MAX_SINK_WAIT_MS,
   type RelayDiagnostics,
@@ -17,6 +19,9 @@ import {
   type RelayState,
 } from "./options.js";
 import { Publisher } from "./publisher.js";
+
+/** When this process started: candidates carry it, so that status can tell a restarted relay. */
+const STARTED_AT = new Date(Date.now() - process.uptime() * 1000).toISOString();
 
 const zooKeeperLost = () =>
   new PgshovelError("ZOOKEEPER_UNAVAILABLE", "ZooKeeper connection lost mid-batch", {
@@ -76,10 +81,15 @@ export class Relay {
       for (;;) {
         try {
           if (elect) {
-            this.state = "standby";
-            await session.election.acquire(signal, { publisher: this.publisher, pid: process.pid });
+            this.setState("standby");
+            await session.election.acquire(signal, {
+              publisher: this.publisher,
+              pid: process.pid,
+              host: hostname(),
+              startedAt: STARTED_AT,
+            });
           }
-          this.state = "opening sink";
+          this.setState("opening sink");
           await this.openSink(signal);
           return await this.loop(signal);
         } catch (error) {
@@ -91,6 +101,7 @@ export class Relay {
               "no longer the active relay: stopped publishing; standing for election again",
             );
             await sink.close().catch(() => {});
+            this.notify((o) => o.standingAgain?.("deposed"));
             continue;
           }
           // Either way another relay may lead now: an expired session lost our candidacy,
@@ -103,7 +114,8 @@ export class Relay {
               ? "fenced by a newer Kafka producer: stopped publishing; standing for election again in a new ZooKeeper session"
               : "the ZooKeeper session expired: stopped publishing; opening a new session",
           );
-          this.state = "renewing the ZooKeeper session";
+          this.setState("renewing the ZooKeeper session");
+          this.notify((o) => o.standingAgain?.(why));
           // A Kafka producer may have been fenced meanwhile: the sink opens again once we lead.
           await session.renew(signal, () => sink.close().catch(() => {}));
         }
@@ -112,7 +124,7 @@ export class Relay {
       if (signal.aborted) return { kind: "stopped" };
       throw error;
     } finally {
-      this.state = "stopped";
+      this.setState("stopped");
       await this.source.close();
       await sink.close().catch(() => {});
       await session.close();
@@ -191,7 +203,7 @@ export class Relay {
         version = state.version;
         const { source, opened } = await this.source.on(state.config.database.dsn, signal);
         if (opened) checkSink = true;
-        this.state = "polling";
+        this.setState("polling");
         const batch = await this.nextBatch(source);
         if (!batch) {
           await follower.sleep(this.options.pollIntervalMs, signal);
@@ -206,12 +218,14 @@ export class Relay {
               "the sink already holds this batch: finishing it without publishing again",
             );
             await source.finish(batch.id);
+            this.notify((o) => o.batchSkipped?.(batch.id));
             continue;
           }
         }
-        await this.publish(source, batch, ref, signal);
+        const published = await this.publish(source, batch, ref, signal);
         await source.finish(batch.id);
         this.batches++;
+        this.notify((o) => o.batchFinished?.(published));
         this.currentBatch = null;
         backoff.reset();
       } catch (error) {
@@ -234,7 +248,8 @@ export class Relay {
           await this.source.close();
         }
         checkSink = true;
-        this.state = "backing off";
+        this.notify((o) => o.retrying?.({ code: error.code, delayMs: waitMs }));
+        this.setState("backing off");
         await follower.sleep(waitMs, signal);
       }
     }
@@ -260,9 +275,9 @@ export class Relay {
     batch: BatchInfo,
     ref: BatchRef,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<FinishedBatch> {
     this.currentBatch = batch.id;
-    this.state = "publishing";
+    this.setState("publishing");
     const ticks = await source.ticks(batch);
     const { follower, election } = this.session;
     const elect = this.options.elect;
@@ -281,8 +296,32 @@ export class Relay {
       }
       yield stamp({ kind: "commit" });
     });
+    const acknowledgedAt = Date.now();
     this.mutations += count;
     this.options.logger.debug({ batch: batch.id.toString(), mutations: count }, "batch published");
+    return {
+      id: batch.id,
+      mutations: count,
+      endTickTime: ticks.end.time,
+      acknowledgedAt,
+    };
+  }
+
+  private setState(state: RelayState): void {
+    if (state === this.state) return;
+    this.state = state;
+    this.notify((o) => o.stateChanged?.(state));
+  }
+
+  /** Tells the observer, if any; an observer that throws does not stop the relay. */
+  private notify(tell: (observer: RelayObserver) => void): void {
+    const observer = this.options.observer;
+    if (!observer) return;
+    try {
+      tell(observer);
+    } catch (error) {
+      this.options.logger.warn({ err: describeError(error) }, "the relay's observer failed");
+    }
   }
 
   /**

@@ -63,7 +63,8 @@ export class KafkaSink implements Sink {
   constructor(options: KafkaSinkOptions) {
     const { logger, ...rest } = options;
     this.#config = parseKafkaSinkOptions(rest);
-    this.#codec = codecByName(this.#config.codec);
+    const codec = this.#config.codec;
+    this.#codec = typeof codec === "string" ? codecByName(codec) : codec;
     this.#logger = (logger ?? silentLogger).child({ sink: "kafka", topic: this.#config.topic });
     this.#records = new RecordBuilder(this.#codec, this.#config.topic);
     this.description = `kafka topic ${this.#config.topic}`;

@@ -15,6 +15,7 @@ import {
 import { PgshovelError } from "../../../src/errors.js";
 import { silentLogger } from "../../../src/log.js";
 import type { BatchInfo, BatchSource } from "../../../src/relay/batch-source.js";
+import type { RelayObserver } from "../../../src/relay/observer.js";
 import type { RelayOptions } from "../../../src/relay/options.js";
 import { Relay } from "../../../src/relay/relay.js";
 import type { CommittedMark, Sink } from "../../../src/sinks/sink.js";
@@ -255,6 +256,7 @@ export function scriptedRelay(options: {
   election?: ScriptedElection;
   renewed?: { follower: ScriptedFollower; election: ScriptedElection }[];
   maxSinkWaitMs?: number;
+  observer?: RelayObserver;
 }): { relay: Relay; sources: ScriptedSource[]; sessions: () => number } {
   const sources: ScriptedSource[] = [];
   const sessions = [
@@ -278,6 +280,7 @@ export function scriptedRelay(options: {
     follower: () => sessions[opened]!.follower,
     leadership: () => sessions[opened++]!.election,
     ...(options.renewed ? { reconnect: async () => scriptedZooKeeper() } : {}),
+    ...(options.observer ? { observer: options.observer } : {}),
     pollIntervalMs: 0,
     selfTick: true,
     maxZooKeeperPauseMs: 1_000,
