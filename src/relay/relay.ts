@@ -1,8 +1,9 @@
 import { clusterNotInitialized, setNotFound } from "../cluster/records.js";
 import type { ZooKeeper } from "../cluster/zookeeper.js";
 import { zkPaths } from "../config/names.js";
+import type { LeaderLease } from "../coordination/leader-lease.js";
 import { candidacyLost, Leadership } from "../coordination/leadership.js";
-import { WorkerSession } from "../coordination/session.js";
+import { type RenewalReason, WorkerSession } from "../coordination/session.js";
 import { requireCurrentVersion, SetFollower } from "../coordination/set-follower.js";
 import { describeError, isPgshovelError, PgshovelError } from "../errors.js";
 import { Backoff } from "../retry.js";
@@ -10,12 +11,21 @@ import type { BatchRef, Message } from "../stream/types.js";
 import type { BatchInfo, BatchSource } from "./batch-source.js";
 import { CurrentSource } from "./current-source.js";
 import type { RelayDiagnostics, RelayOptions, RelayOutcome, RelayState } from "./options.js";
-import { Publisher } from "./publisher.js";
+import { Publisher, type Stamp } from "./publisher.js";
 
 const zooKeeperLost = () =>
   new PgshovelError("ZOOKEEPER_UNAVAILABLE", "ZooKeeper connection lost mid-batch", {
     retryable: true,
   });
+
+/** What the relay logs when it gives its ZooKeeper session up, by reason. */
+const RENEWAL_LOG: Record<RenewalReason, string> = {
+  fenced:
+    "fenced by a newer Kafka producer: stopped publishing; standing for election again in a new ZooKeeper session",
+  "session-expired": "the ZooKeeper session expired: stopped publishing; opening a new session",
+  silent:
+    "ZooKeeper has not answered for the silence bound: stopped publishing at once; as if the ZooKeeper session expired, opening a new session",
+};
 
 /**
  * The relay: forwards a set's batches to a sink as begin, mutations, commit;
@@ -91,12 +101,7 @@ export class Relay {
           // and a fenced Kafka producer means a newer one took the transactional id.
           const why = session.renewalReason(error);
           if (!why) throw error;
-          logger.warn(
-            { hosts: session.zk.hosts },
-            why === "fenced"
-              ? "fenced by a newer Kafka producer: stopped publishing; standing for election again in a new ZooKeeper session"
-              : "the ZooKeeper session expired: stopped publishing; opening a new session",
-          );
+          logger.warn({ hosts: session.zk.hosts, err: describeError(error) }, RENEWAL_LOG[why]);
           this.state = "renewing the ZooKeeper session";
           // A Kafka producer may have been fenced meanwhile: the sink opens again once we lead.
           await session.renew(signal, () => sink.close().catch(() => {}));
@@ -124,15 +129,32 @@ export class Relay {
     );
   }
 
+  /**
+   * Publishes under a lease taken now that the relay leads: once it ends (ZooKeeper silent
+   * for the bound, the session expired, the candidacy gone), the batch in flight is
+   * abandoned at once, even inside the sink, and its reason ends the loop.
+   */
   private async loop(signal: AbortSignal): Promise<RelayOutcome> {
+    const lease = this.session.lease(this.options.elect);
+    try {
+      return await this.leading(signal, lease);
+    } finally {
+      lease.close();
+    }
+  }
+
+  private async leading(outer: AbortSignal, lease: LeaderLease): Promise<RelayOutcome> {
     const { logger, set, elect, maxZooKeeperPauseMs } = this.options;
+    // What the relay waits on (ZooKeeper, polls, backoffs, the sink) stops at either.
+    const signal = AbortSignal.any([outer, lease.signal]);
     const backoff = new Backoff({
       initialDelayMs: this.options.retryInitialMs,
       maxDelayMs: this.options.retryMaxMs,
     });
     let checkSink = true;
     let version: number | undefined;
-    while (!signal.aborted) {
+    while (!outer.aborted) {
+      lease.check();
       if (elect && !this.session.election.isLeading) throw candidacyLost("relay");
       const follower = this.session.follower;
       try {
@@ -163,14 +185,16 @@ export class Relay {
             continue;
           }
         }
-        await this.publish(source, batch, ref, signal);
+        await this.publish(source, batch, ref, signal, lease);
         await source.finish(batch.id);
         this.batches++;
         this.currentBatch = null;
         backoff.reset();
       } catch (error) {
         this.currentBatch = null;
-        if (signal.aborted) break;
+        if (outer.aborted) break;
+        // Whatever failed, it failed because the lease ended, or after: stop leading.
+        lease.check();
         if (!(error instanceof PgshovelError) || !error.retryable) {
           if (!(await this.configurationMoved(error, version, signal))) throw error;
           // The set changed under the failed call (dropped, moved, tables changed): the
@@ -214,6 +238,7 @@ export class Relay {
     batch: BatchInfo,
     ref: BatchRef,
     signal: AbortSignal,
+    lease: LeaderLease,
   ): Promise<void> {
     this.currentBatch = batch.id;
     this.state = "publishing";
@@ -221,7 +246,7 @@ export class Relay {
     const { follower, election } = this.session;
     const elect = this.options.elect;
     let count = 0;
-    await this.out.publish(ref, async function* (stamp): AsyncGenerator<Message> {
+    const messages = async function* (stamp: Stamp): AsyncGenerator<Message> {
       yield stamp({ kind: "begin", begin: ticks });
       for await (const run of source.events(batch.id)) {
         for (const mutation of run) {
@@ -229,12 +254,14 @@ export class Relay {
           // Nothing is published that ZooKeeper could not confirm us to lead for.
           if (!follower.isConnected) throw zooKeeperLost();
           if (elect && !election.isLeading) throw candidacyLost("relay");
+          lease.check();
           count++;
           yield stamp({ kind: "mutation", mutation });
         }
       }
       yield stamp({ kind: "commit" });
-    });
+    };
+    await this.out.publish(ref, messages, lease);
     this.mutations += count;
     this.options.logger.debug({ batch: batch.id.toString(), mutations: count }, "batch published");
   }
