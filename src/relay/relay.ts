@@ -89,6 +89,8 @@ export class Relay {
         } catch (error) {
           if (signal.aborted) throw error;
           if (this.deposed(error)) {
+            // `cluster drop --force` removes our candidate node with the set: that is the end.
+            if (await this.setDropped(signal)) return { kind: "dropped" };
             // Our candidate node vanished while we led: another relay may lead now. Stand
             // again in this session.
             logger.warn(
@@ -116,6 +118,16 @@ export class Relay {
       await sink.close().catch(() => {});
       await session.close();
     }
+  }
+
+  /** Whether ZooKeeper confirms that the set (or its cluster) is gone. */
+  private async setDropped(signal: AbortSignal): Promise<boolean> {
+    const state = await this.session.follower
+      .confirmed(signal, this.options.maxZooKeeperPauseMs)
+      .catch(() => undefined);
+    if (state?.kind !== "dropped") return false;
+    this.options.logger.info({ set: this.options.set }, "the set was dropped: stopping");
+    return true;
   }
 
   /** Whether `error` comes from losing the candidacy while leading, the session intact. */
