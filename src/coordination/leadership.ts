@@ -11,6 +11,11 @@ export interface Election {
    * hand, say): then another candidate may lead, and this one must stop and stand again.
    */
   readonly isLeading: boolean;
+  /**
+   * Aborts once the current term of leadership ends (its node gone, or released), so that
+   * a worker waiting on something stops at once; already aborted while not leading.
+   */
+  readonly termSignal: AbortSignal;
   /** Steps down: the next candidate leads at once. */
   release(): Promise<void>;
 }
@@ -66,6 +71,13 @@ export function candidacyLost(role: string): PgshovelError {
   );
 }
 
+/** The term of a candidate that does not lead: over before it began. */
+function endedTerm(): AbortController {
+  const controller = new AbortController();
+  controller.abort(new PgshovelError("FENCED", "not leading"));
+  return controller;
+}
+
 /**
  * Leader election in ZooKeeper: every candidate adds an ephemeral sequential
  * node under the election's path; the lowest one leads. A standby watches the
@@ -76,6 +88,7 @@ export function candidacyLost(role: string): PgshovelError {
 export class Leadership implements Election {
   private node: string | undefined;
   private leading = false;
+  private term = endedTerm();
 
   constructor(private readonly options: LeadershipOptions) {}
 
@@ -83,9 +96,18 @@ export class Leadership implements Election {
     return this.leading;
   }
 
+  get termSignal(): AbortSignal {
+    return this.term.signal;
+  }
+
+  private stepDown(): void {
+    this.leading = false;
+    if (!this.term.signal.aborted) this.term.abort(candidacyLost(this.options.role));
+  }
+
   async acquire(signal: AbortSignal, describe: Record<string, unknown>): Promise<void> {
     const { zk, path: dir, logger, role } = this.options;
-    this.leading = false;
+    this.stepDown();
     await zk.ensurePath(dir);
     let announced = false;
     for (;;) {
@@ -106,6 +128,7 @@ export class Leadership implements Election {
       }
       if (index === 0) {
         this.leading = true;
+        this.term = new AbortController();
         this.watchOwn(this.node);
         logger.info({ node: mine }, `leading: this ${role} is the active one`);
         return;
@@ -149,7 +172,7 @@ export class Leadership implements Election {
       .then(
         (stat) => {
           if (stat || !current()) return;
-          this.leading = false;
+          this.stepDown();
           this.options.logger.warn({ node }, "the candidate node is gone: stepping down");
         },
         // No answer (the connection is down): the set follower pauses the worker meanwhile.
@@ -158,7 +181,7 @@ export class Leadership implements Election {
   }
 
   async release(): Promise<void> {
-    this.leading = false;
+    this.stepDown();
     if (!this.node) return;
     await this.options.zk.remove(this.node).catch(() => {});
     this.node = undefined;

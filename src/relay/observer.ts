@@ -13,7 +13,7 @@ export interface FinishedBatch {
 }
 
 /** Why a relay stopped publishing and stood for election again. */
-export type StandAgainReason = "session-expired" | "fenced" | "deposed";
+export type StandAgainReason = "session-expired" | "silent" | "fenced" | "deposed";
 
 /**
  * What a relay reports as it goes, for metrics, health checks and progress logs. Each
