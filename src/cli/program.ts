@@ -4,6 +4,7 @@ import { SOFTWARE_VERSION } from "../version.js";
 import { addAdminCommands } from "./admin-commands.js";
 import { addGlobalOptions } from "./options.js";
 import { addRelayCommand, relayProgram } from "./relay-command.js";
+import { addReplicateCommand } from "./replicate-command.js";
 import { addStreamCommand } from "./stream-command.js";
 
 /** Builds the command tree of one of pgshovel's programs. */
@@ -23,6 +24,7 @@ export function buildProgram(entry: string): Command {
   if (entry === "pgshovel") {
     addAdminCommands(program);
     addRelayCommand(program);
+    addReplicateCommand(program);
     addStreamCommand(program);
   }
   return program;
