@@ -5,6 +5,7 @@ import { addAdminCommands } from "./admin-commands.js";
 import { addConsumersCommand } from "./consumers-command.js";
 import { addGlobalOptions } from "./options.js";
 import { addRelayCommand, relayProgram } from "./relay-command.js";
+import { addReplicateCommand } from "./replicate-command.js";
 import { addStatusCommand } from "./status-command.js";
 import { addStreamCommand } from "./stream-command.js";
 
@@ -25,6 +26,7 @@ export function buildProgram(entry: string): Command {
   if (entry === "pgshovel") {
     addAdminCommands(program);
     addRelayCommand(program);
+    addReplicateCommand(program);
     addStreamCommand(program);
     addStatusCommand(program);
     addConsumersCommand(program);

@@ -7,7 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
 import { convertPgError, type PgClient, query, sqlstate } from "../database/postgres.js";
 import { PgshovelError, wrapError } from "../errors.js";
-import type { Begin, Mutation, Uuid } from "../stream/types.js";
+import type { Begin, Mutation, StreamPosition, Uuid } from "../stream/types.js";
 import { DEFAULT_RUN_LIMITS, RowRun, type RunLimits, TruncateRun } from "./runs.js";
 import { pastSnapshot, visible } from "./snapshot.js";
 import type { ReplicaTable } from "./target-schema.js";
@@ -28,6 +28,8 @@ export interface BatchToApply {
   begin: Begin;
   /** Read once, in order; not read at all when the batch is skipped. Throwing rolls back. */
   mutations: AsyncIterable<Mutation>;
+  /** Where the feed resumes after this batch; stored with the position, in its transaction. */
+  position?: StreamPosition | null;
 }
 
 /** What happened to the mutations of an applied batch. */
