@@ -1,7 +1,9 @@
 /**
  * The queue feed: a replica reading the set's PgQ queue directly, as a consumer of its own.
- * PgQ keeps the position (the consumer's last finished batch), so the feed's positions are
- * null; the target's stored batch id decides what was applied.
+ * PgQ keeps the position (the consumer's last finished batch); the feed's positions are
+ * tick ids — the mark is the tick the new consumer starts after, a batch's position its end
+ * tick — so that a consumer dropped and registered again, which starts at a later tick, is
+ * found out instead of skipping the batches in between.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { dbNames } from "../config/names.js";
@@ -57,17 +59,23 @@ export class QueueFeed implements ReplicaFeed {
     }
   }
 
-  /** Registers the consumer (a new one starts at the latest tick, before any later snapshot). */
+  /**
+   * Registers the consumer (a new one starts at the latest tick, taken before any later
+   * snapshot) and returns the tick it starts after.
+   */
   async mark(): Promise<StreamPosition | null> {
-    await this.withSource(async (client) => {
-      await query(
+    return this.withSource(async (client) => {
+      const doing = "registering the replica's PgQ consumer";
+      const params = [this.queue, this.options.consumer];
+      await query(client, "SELECT pgq.register_consumer($1, $2)", params, doing);
+      const result = await query<{ tick: string }>(
         client,
-        "SELECT pgq.register_consumer($1, $2)",
-        [this.queue, this.options.consumer],
-        "registering the replica's PgQ consumer",
+        "SELECT last_tick::text AS tick FROM pgq.get_consumer_info($1, $2)",
+        params,
+        doing,
       );
+      return BigInt(result.rows[0]!.tick);
     });
-    return null;
   }
 
   /** Whether the consumer is registered; false also when the queue is gone. */
@@ -86,7 +94,12 @@ export class QueueFeed implements ReplicaFeed {
     });
   }
 
-  async *batches(_from: StreamPosition | null, signal: AbortSignal): AsyncGenerator<FeedBatch> {
+  /**
+   * The batches after `from` (a tick id). The first one PgQ hands out must start there, or
+   * end at or before it (applied already: the crash came before its finish); one that
+   * starts later means the consumer lost its place.
+   */
+  async *batches(from: StreamPosition | null, signal: AbortSignal): AsyncGenerator<FeedBatch> {
     const { sourceDsn, cluster, set, consumer, fetchSize, pollIntervalMs } = this.options;
     // PgqSource registers a missing consumer, which would hide a gap: check first.
     if (!(await this.registered())) throw consumerLost(this.queue, consumer);
@@ -94,11 +107,22 @@ export class QueueFeed implements ReplicaFeed {
     const source = new PgqSource(sourceDsn, { cluster, set, consumer, fetchSize });
     this.source = source;
     await source.open();
+    let checked = from === null;
     while (!signal.aborted) {
       const info = await this.next(source);
       if (!info) {
         await delay(pollIntervalMs, undefined, { signal }).catch(() => {});
         continue;
+      }
+      if (!checked && from !== null) {
+        if (info.startTickId !== from && info.endTickId > from) {
+          throw new PgshovelError(
+            "POSITION_LOST",
+            `batch ${info.id} of queue ${this.queue} starts at tick ${info.startTickId}, but the replica stands at tick ${from}: the transactions in between would be lost`,
+            { hint: consumerLost(this.queue, consumer).hint },
+          );
+        }
+        checked = true;
       }
       const begin = await source.ticks(info);
       const mutations = async function* (): AsyncGenerator<Mutation> {
@@ -108,7 +132,7 @@ export class QueueFeed implements ReplicaFeed {
         node: source.node,
         id: info.id,
         begin,
-        position: null,
+        position: info.endTickId,
         mutations: mutations(),
         // A skipped batch's events were never read: finishing is all it needs.
         done: () => source.finish(info.id),

@@ -27,13 +27,13 @@ export interface ReplicaPosition {
   endSnapshot: Snapshot;
   /** The end tick's time, as PostgreSQL prints timestamptz. */
   endTime: string;
-  /** Where the feed resumes after this batch (a Kafka offset, a file offset); null for the queue. */
+  /** Where the feed resumes after this batch (a Kafka or file offset, the queue's end tick); null if none. */
   stream: StreamPosition | null;
 }
 
 /** Where a replica's stream started: the position its feed marked before the bootstrap snapshot. */
 export interface ReplicaMark {
-  /** Null when the source keeps the position (the PgQ queue: the consumer's registration). */
+  /** A Kafka or file offset; for the queue, the tick its new consumer starts after. */
   stream: StreamPosition | null;
   /** The feed that took it, as its description read then. */
   feed: string;

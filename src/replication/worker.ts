@@ -189,7 +189,8 @@ export class ReplicaWorker {
     this.feed = feed;
     const run: ReplicaRun = { dsn, version: state.version, tables, ...(await target.stored()) };
     await settleTables(run, this.options, feed, (s) => (this.state = s));
-    const from = run.position?.stream ?? run.mark?.stream ?? null;
+    // A position stored without a stream position (the library's queue replica) wins over the mark.
+    const from = run.position ? run.position.stream : (run.mark?.stream ?? null);
     logger.info({ feed: feed.description, from: from?.toString() ?? null }, "applying the stream");
     const batches = feed.batches(from, signal)[Symbol.asyncIterator]();
     for (;;) {
@@ -201,7 +202,8 @@ export class ReplicaWorker {
         return next === "moved" ? undefined : { kind: next };
       }
       await this.applyBatch(next, run);
-      if ((await this.reconfigure(run, signal)) === "moved") return undefined;
+      const change = await this.reconfigure(run, signal);
+      if (change) return change === "moved" ? undefined : { kind: change };
     }
   }
 
