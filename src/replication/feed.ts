@@ -20,6 +20,8 @@ export interface FeedBatch extends BatchToApply {
    * are drained by the feed itself before the next batch.
    */
   done(): Promise<void>;
+  /** True once the stream itself rolled the batch back; it comes again whole, next. */
+  readonly discarded?: boolean;
 }
 
 /** A replica's stream, whatever carries it. */

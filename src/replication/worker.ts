@@ -201,7 +201,14 @@ export class ReplicaWorker {
       if (typeof next === "string") {
         return next === "moved" ? undefined : { kind: next };
       }
-      await this.applyBatch(next, run);
+      try {
+        await this.applyBatch(next, run);
+      } catch (error) {
+        // Its relay gave the batch up or died inside it: the stream sends it again whole, next.
+        if (!next.discarded || !isPgshovelError(error) || !error.retryable) throw error;
+        logger.warn({ err: describeError(error) }, "batch rolled back by the stream: reading on");
+        continue;
+      }
       const change = await this.reconfigure(run, signal);
       if (change) return change === "moved" ? undefined : { kind: change };
     }
@@ -226,7 +233,15 @@ export class ReplicaWorker {
         yield mutation;
       }
     };
-    const result = await target.apply({ ...batch, mutations: guarded() }, run.tables);
+    // The position is a getter that answers only after the commit: passed on, not copied.
+    const toApply = {
+      ...batch,
+      mutations: guarded(),
+      get position() {
+        return batch.position;
+      },
+    };
+    const result = await target.apply(toApply, run.tables);
     await this.options.afterCommit?.(batch, result);
     await batch.done();
     run.position = result.kind === "applied" ? positionAfter(batch) : result.position;
