@@ -4,7 +4,9 @@
  * first, then the snapshot copy), and applies the feed's batches, one target transaction
  * each, calling the batch's `done()` only after the commit. Its parts come from the caller.
  */
+
 import { setTimeout as delay } from "node:timers/promises";
+import { clusterNotInitialized, setNotFound } from "../cluster/records.js";
 import type { ZooKeeper } from "../cluster/zookeeper.js";
 import { zkPaths } from "../config/names.js";
 import { candidacyLost, type Election, Leadership } from "../coordination/leadership.js";
@@ -84,8 +86,13 @@ export class ReplicaWorker {
 
   /** Runs the worker; sessions are renewed and leadership stood for again as the relay does. */
   async run(signal: AbortSignal): Promise<WorkerOutcome> {
-    const { logger } = this.options;
+    const { logger, cluster, set } = this.options;
     try {
+      // A set that is not there at the start is a mistake (a typo, another cluster), not a drop.
+      const first = await this.session.follower.confirmed(signal, this.options.maxZooKeeperPauseMs);
+      if (first.kind === "dropped") {
+        throw first.what === "cluster" ? clusterNotInitialized(cluster) : setNotFound(cluster, set);
+      }
       for (;;) {
         try {
           return await this.follow(signal);

@@ -71,6 +71,16 @@ describe("pgshovel replicate --until-caught-up under pgbench", () => {
     await fixture?.close();
   });
 
+  test("a set that does not exist: exit 1 naming it, nothing written to the target", async () => {
+    const result = await runReplicate({ ...fixture, set: "no_such_set" }, ["--until-caught-up"]);
+    assert.equal(result.code, 1, result.stderr.slice(-3000));
+    assert.match(result.stderr, /set "no_such_set" does not exist in cluster/);
+    const schemas = await fixture.target.query(
+      "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'pgshovel_%'",
+    );
+    assert.deepEqual(schemas, []);
+  });
+
   for (const jobs of ["1", "2"]) {
     test(`bootstraps and catches up with --jobs ${jobs}: exit 0, equal row for row`, async () => {
       if (jobs === "2") {
