@@ -133,15 +133,26 @@ export class BatchApplier {
     for (const [name, table] of copied) {
       mayBeInCopy.set(name, !pastSnapshot(batch.begin.start.snapshot, table.snapshot));
     }
-    let run: Run | undefined;
+    // One open run per table: a batch is applied as one transaction with triggers and
+    // foreign keys off, so changes to different tables commute; each table's changes keep
+    // their order (its runs are flushed in order). All open runs are flushed once they hold
+    // `limits.rows` rows together, so memory stays flat whatever the batch.
+    const open = new Map<string, RowRun>();
+    let truncating: TruncateRun | undefined;
+    let buffered = 0;
     // One statement in flight while the next run is gathered: reading the source and
     // writing the target overlap. Its failure surfaces at the next flush or at the end.
     let inFlight: Promise<void> | undefined;
     const flush = async (done: Run) => {
+      if (done instanceof RowRun) buffered -= done.size;
       if (inFlight) await inFlight;
       stats.statements++;
       inFlight = this.execute(done);
       inFlight.catch(() => {});
+    };
+    const flushAll = async () => {
+      for (const run of open.values()) await flush(run);
+      open.clear();
     };
     for await (const mutation of batch.mutations) {
       stats.mutations++;
@@ -162,22 +173,31 @@ export class BatchApplier {
       }
       stats.applied++;
       if (mutation.operation === "TRUNCATE") {
-        if (run && !(run instanceof TruncateRun)) {
-          await flush(run);
-          run = undefined;
-        }
-        run ??= new TruncateRun();
-        (run as TruncateRun).add(table);
+        // Consecutive TRUNCATEs stay one statement (tables referencing each other must be
+        // truncated together), after every row change before them.
+        if (!truncating) await flushAll();
+        truncating ??= new TruncateRun();
+        truncating.add(table);
         continue;
       }
-      if (run && !(run instanceof RowRun && run.accepts(mutation, table))) {
+      if (truncating) {
+        await flush(truncating);
+        truncating = undefined;
+      }
+      let run = open.get(name) as RowRun | undefined;
+      if (run && !run.accepts(mutation, table)) {
         await flush(run);
         run = undefined;
       }
       run ??= new RowRun(table, mutation.operation, this.limits);
-      (run as RowRun).add(mutation);
+      const before = run.size;
+      run.add(mutation);
+      buffered += run.size - before;
+      open.set(name, run);
+      if (buffered >= this.limits.rows) await flushAll();
     }
-    if (run) await flush(run);
+    if (truncating) await flush(truncating);
+    await flushAll();
     if (inFlight) await inFlight;
     return stats;
   }
