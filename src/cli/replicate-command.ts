@@ -7,6 +7,7 @@ import { hidePassword } from "../config/set-config.js";
 import { PgshovelError } from "../errors.js";
 import { PASSWORD_SASL_MECHANISMS } from "../kafka/options.js";
 import type { Logger } from "../log.js";
+import { untilAborted } from "../relay/abortable.js";
 import type { ApplyResult } from "../replication/apply.js";
 import { QueueCaughtUp, StreamCaughtUp } from "../replication/caught-up.js";
 import type { FeedBatch } from "../replication/feed.js";
@@ -18,7 +19,8 @@ import { ReplicaWorker } from "../replication/worker.js";
 import type { FeedFactory } from "../replication/worker-options.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
 import { globals, loggerFor } from "./context.js";
-import { option, parseDuration, parsePositiveInt } from "./options.js";
+import { type GlobalOptions, option, parseDuration, parsePositiveInt } from "./options.js";
+import { catchStopSignals, releaseStopSignals } from "./stop-signals.js";
 
 /** Where the replica's stream comes from: a tagged union, handled exhaustively. */
 export type FeedSpec =
@@ -26,6 +28,12 @@ export type FeedSpec =
   | { kind: "kafka" }
   | { kind: "file"; path: string }
   | { kind: "stdin" };
+
+/** The name of the replicate command of `pgshovel`. */
+export const REPLICATE_COMMAND = "replicate";
+
+/** A worker that has not stopped this long after SIGTERM or SIGINT exits anyway. */
+const STOP_DEADLINE_MS = 9000;
 
 /** Options of the replicate command, parsed. */
 interface ReplicateFlags {
@@ -172,18 +180,67 @@ function pauseAfterCommit(
 }
 
 async function runReplicate(command: Command, set: string, flags: ReplicateFlags): Promise<void> {
+  // main.ts caught the signals before the program loaded; a run otherwise catches them now.
+  const stop = catchStopSignals();
+  const { signal } = stop;
   const options = globals(command);
   const logger = loggerFor(options);
+  const onStop = () => {
+    logger.info({ signal: stop.received }, "stopping");
+    // Whatever is in flight is safe to abandon: a batch not committed comes again.
+    setTimeout(() => {
+      logger.warn(`did not stop within ${STOP_DEADLINE_MS / 1000} s: exiting`);
+      process.exit(0);
+    }, STOP_DEADLINE_MS).unref();
+  };
+  if (signal.aborted) onStop();
+  else signal.addEventListener("abort", onStop, { once: true });
+  let replica: ReplicaWorker | undefined;
+  try {
+    // Every step up to the worker's own run ends at once when a signal comes (exit 0).
+    if (signal.aborted) return;
+    replica = await startWorker(options, set, flags, logger, signal);
+    const outcome = await replica.run(signal);
+    if (outcome.kind === "dropped") {
+      process.stderr.write(`set ${set} was dropped; the replica worker stops\n`);
+    } else if (outcome.kind === "caught-up") {
+      logger.info("caught up: every transaction committed before the start is applied");
+    } else if (outcome.kind === "ended") {
+      logger.info("the stream ended: every batch in it is applied");
+    }
+  } catch (error) {
+    if (signal.aborted) return;
+    throw error;
+  } finally {
+    signal.removeEventListener("abort", onStop);
+    releaseStopSignals(false);
+    replica?.zookeeper.close();
+  }
+}
+
+/** The ZooKeeper session, the target, the feed and the worker, wired from the flags. */
+async function startWorker(
+  options: GlobalOptions,
+  set: string,
+  flags: ReplicateFlags,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<ReplicaWorker> {
   const { cluster } = options;
-  const controller = new AbortController();
   const connect = () =>
-    ZooKeeper.connect({ hosts: options.zookeeperHosts, timeoutMs: options.zookeeperTimeout });
+    ZooKeeper.connect({
+      hosts: options.zookeeperHosts,
+      timeoutMs: options.zookeeperTimeout,
+      logger,
+    });
+  logger.info({ hosts: options.zookeeperHosts }, "connecting to ZooKeeper");
+  const zk = await untilAborted(connect(), signal, (late) => late.close());
   const worker = randomUUID();
   const target = new PgTarget({ targetDsn: flags.target, cluster, set });
   const streamed = flags.from.kind !== "queue";
-  const afterCommit = pauseAfterCommit(logger, controller.signal);
+  const afterCommit = pauseAfterCommit(logger, signal);
   const replica = new ReplicaWorker({
-    zk: await connect(),
+    zk,
     reconnect: connect,
     cluster,
     set,
@@ -219,42 +276,17 @@ async function runReplicate(command: Command, set: string, flags: ReplicateFlags
     retryInitialMs: 200,
     retryMaxMs: 5000,
   });
-  const stop = (signal: string) => {
-    if (controller.signal.aborted) return;
-    logger.info({ signal }, "stopping");
-    controller.abort(new PgshovelError("STOPPED", `stopped by ${signal}`));
-    // Whatever is in flight is safe to abandon: a batch not committed comes again.
-    setTimeout(() => {
-      logger.warn("did not stop within 9 s: exiting");
-      process.exit(0);
-    }, 9000).unref();
-  };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
   logger.info(
     { set, worker, target: target.description, from: flags.from.kind },
     "replica worker starting",
   );
-  try {
-    const outcome = await replica.run(controller.signal);
-    if (outcome.kind === "dropped") {
-      process.stderr.write(`set ${set} was dropped; the replica worker stops\n`);
-    } else if (outcome.kind === "caught-up") {
-      logger.info("caught up: every transaction committed before the start is applied");
-    } else if (outcome.kind === "ended") {
-      logger.info("the stream ended: every batch in it is applied");
-    }
-  } finally {
-    process.off("SIGTERM", stop);
-    process.off("SIGINT", stop);
-    replica.zookeeper.close();
-  }
+  return replica;
 }
 
 /** Adds `replicate SET` to the program. */
 export function addReplicateCommand(program: Command): void {
   program
-    .command("replicate")
+    .command(REPLICATE_COMMAND)
     .description(
       "keep a PostgreSQL replica of a set's tables: bootstrap from one snapshot, then apply each source batch as one transaction",
     )

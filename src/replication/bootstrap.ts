@@ -15,7 +15,7 @@ import {
   query,
 } from "../database/postgres.js";
 import { PgshovelError, wrapError } from "../errors.js";
-import type { WriteGuard } from "../sinks/sink.js";
+import { untilRevoked, type WriteGuard } from "../sinks/sink.js";
 import type { Snapshot } from "../stream/types.js";
 import { parseSnapshot } from "./snapshot.js";
 import type { ReplicaTable } from "./target-schema.js";
@@ -222,6 +222,11 @@ export async function bootstrapCopy(options: BootstrapOptions): Promise<Bootstra
   const sources: PgClient[] = [];
   const targets: PgClient[] = [];
   const applicationName = `pgshovel-replica-copy ${options.set}`;
+  // Stopped: every connection closes at once, and the server rolls back what they held.
+  const onAbort = () => {
+    for (const client of [...sources, ...targets]) void closeQuietly(client);
+  };
+  options.guard?.signal.addEventListener("abort", onAbort, { once: true });
   try {
     for (let i = 0; i < workers; i++) {
       options.guard?.check();
@@ -274,11 +279,13 @@ export async function bootstrapCopy(options: BootstrapOptions): Promise<Bootstra
       }
     };
     // The exporting transaction (sources[0]) stays open until every worker is done.
-    await Promise.all(sources.map((_, i) => work(i)));
+    // A statement waiting on a lock hears of its closed connection only once it has it.
+    await untilRevoked(Promise.all(sources.map((_, i) => work(i))), options.guard);
     options.guard?.check();
     if (failure !== undefined) throw failure;
     return { snapshot, copied: copiedNow, alreadyCopied };
   } finally {
+    options.guard?.signal.removeEventListener("abort", onAbort);
     const closing = [...sources, ...targets].map((client) => closeQuietly(client));
     // A stopped copy leaves its connections closing: the server rolls their work back.
     if (!options.guard?.signal.aborted) await Promise.all(closing);

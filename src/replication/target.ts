@@ -6,7 +6,7 @@
 import type { SetConfigInput } from "../config/set-config.js";
 import { hidePassword } from "../config/set-config.js";
 import { closeQuietly, connect, type PgClient, query } from "../database/postgres.js";
-import type { WriteGuard } from "../sinks/sink.js";
+import { untilRevoked, type WriteGuard } from "../sinks/sink.js";
 import type { Uuid } from "../stream/types.js";
 import { type ApplyResult, BatchApplier, type BatchToApply } from "./apply.js";
 import { type BootstrapResult, bootstrapCopy, type CopyProgress } from "./bootstrap.js";
@@ -207,7 +207,9 @@ export class PgTarget implements ReplicaTarget {
       const onAbort = () => void this.close();
       guard.signal.addEventListener("abort", onAbort, { once: true });
       try {
-        return await applier.apply(batch, guard);
+        // Not waiting for the closed connection's answer: a statement waiting on a lock, say,
+        // hears of the close only once it has the lock (and then rolls back).
+        return await untilRevoked(applier.apply(batch, guard), guard);
       } finally {
         guard.signal.removeEventListener("abort", onAbort);
       }
