@@ -7,6 +7,10 @@ import { hidePassword } from "../config/set-config.js";
 import { PgshovelError } from "../errors.js";
 import { PASSWORD_SASL_MECHANISMS } from "../kafka/options.js";
 import type { Logger } from "../log.js";
+import {
+  type ReplicaOperations,
+  startReplicaOperations,
+} from "../monitoring/replica-operations.js";
 import { untilAborted } from "../relay/abortable.js";
 import type { ApplyResult } from "../replication/apply.js";
 import { QueueCaughtUp, StreamCaughtUp } from "../replication/caught-up.js";
@@ -19,6 +23,7 @@ import { ReplicaWorker } from "../replication/worker.js";
 import type { FeedFactory } from "../replication/worker-options.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
 import { globals, loggerFor } from "./context.js";
+import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
 import { type GlobalOptions, option, parseDuration, parsePositiveInt } from "./options.js";
 import { catchStopSignals, releaseStopSignals } from "./stop-signals.js";
 
@@ -36,7 +41,7 @@ export const REPLICATE_COMMAND = "replicate";
 const STOP_DEADLINE_MS = 9000;
 
 /** Options of the replicate command, parsed. */
-interface ReplicateFlags {
+interface ReplicateFlags extends OperationsFlags {
   target: string;
   from: FeedSpec;
   consumerId?: string;
@@ -160,6 +165,26 @@ function feedFactory(
   }
 }
 
+/** The `replica` label of a target: host, port and database, without the user or password. */
+function replicaName(dsn: string): string {
+  try {
+    const url = new URL(dsn);
+    return `${url.host}${url.pathname}`;
+  } catch {
+    return hidePassword(dsn);
+  }
+}
+
+/** The target's password, if the DSN holds one: error reports must never carry it. */
+function passwordOf(dsn: string): string[] {
+  try {
+    const password = decodeURIComponent(new URL(dsn).password);
+    return password ? [password] : [];
+  } catch {
+    return [];
+  }
+}
+
 /** The test-only pause after a commit, when its variable asks for it. */
 function pauseAfterCommit(
   logger: Logger,
@@ -184,7 +209,7 @@ async function runReplicate(command: Command, set: string, flags: ReplicateFlags
   const stop = catchStopSignals();
   const { signal } = stop;
   const options = globals(command);
-  const logger = loggerFor(options);
+  let logger = loggerFor(options);
   const onStop = () => {
     logger.info({ signal: stop.received }, "stopping");
     // Whatever is in flight is safe to abandon: a batch not committed comes again.
@@ -196,10 +221,24 @@ async function runReplicate(command: Command, set: string, flags: ReplicateFlags
   if (signal.aborted) onStop();
   else signal.addEventListener("abort", onStop, { once: true });
   let replica: ReplicaWorker | undefined;
+  let ops: ReplicaOperations | undefined;
   try {
     // Every step up to the worker's own run ends at once when a signal comes (exit 0).
     if (signal.aborted) return;
-    replica = await startWorker(options, set, flags, logger, signal);
+    ops = await startReplicaOperations({
+      labels: { cluster: options.cluster, set, replica: replicaName(flags.target) },
+      metricsListen: flags.metricsListen,
+      healthStallAfterMs: flags.healthStallAfter,
+      sentryDsn: flags.sentryDsn,
+      secrets: [
+        ...passwordOf(flags.target),
+        ...(flags.kafkaSaslPassword === undefined ? [] : [flags.kafkaSaslPassword]),
+      ],
+      progressIntervalMs: flags.progressInterval,
+      logger,
+    });
+    logger = ops.logger;
+    replica = await startWorker(options, set, flags, ops, signal);
     const outcome = await replica.run(signal);
     if (outcome.kind === "dropped") {
       process.stderr.write(`set ${set} was dropped; the replica worker stops\n`);
@@ -210,11 +249,13 @@ async function runReplicate(command: Command, set: string, flags: ReplicateFlags
     }
   } catch (error) {
     if (signal.aborted) return;
+    ops?.failed(error);
     throw error;
   } finally {
     signal.removeEventListener("abort", onStop);
     releaseStopSignals(false);
     replica?.zookeeper.close();
+    await ops?.close();
   }
 }
 
@@ -223,10 +264,11 @@ async function startWorker(
   options: GlobalOptions,
   set: string,
   flags: ReplicateFlags,
-  logger: Logger,
+  ops: ReplicaOperations,
   signal: AbortSignal,
 ): Promise<ReplicaWorker> {
   const { cluster } = options;
+  const { logger } = ops;
   const connect = () =>
     ZooKeeper.connect({
       hosts: options.zookeeperHosts,
@@ -275,6 +317,7 @@ async function startWorker(
     maxZooKeeperPauseMs: flags.maxZookeeperPause,
     retryInitialMs: 200,
     retryMaxMs: 5000,
+    observer: ops.observer,
   });
   logger.info(
     { set, worker, target: target.description, from: flags.from.kind },
@@ -285,8 +328,8 @@ async function startWorker(
 
 /** Adds `replicate SET` to the program. */
 export function addReplicateCommand(program: Command): void {
-  program
-    .command(REPLICATE_COMMAND)
+  const command = program.command(REPLICATE_COMMAND);
+  command
     .description(
       "keep a PostgreSQL replica of a set's tables: bootstrap from one snapshot, then apply each source batch as one transaction",
     )
@@ -383,4 +426,5 @@ export function addReplicateCommand(program: Command): void {
     .action(async (set: string, flags: ReplicateFlags, cmd: Command) => {
       await runReplicate(cmd, set, flags);
     });
+  addOperationsOptions(command);
 }

@@ -37,6 +37,8 @@ export interface BatchEvent {
   result: ApplyResult;
   /** Seconds between the batch's end tick and now. */
   lagSeconds: number;
+  /** How long the target took: from its transaction's start to its commit (or the skip). */
+  durationMs: number;
 }
 
 /**

@@ -284,7 +284,9 @@ export class ReplicaWorker {
         yield mutation;
       }
     };
+    const startedAt = performance.now();
     const result = await target.apply({ ...batch, mutations: guarded() }, run.tables, guard);
+    const durationMs = performance.now() - startedAt;
     await this.options.afterCommit?.(batch, result);
     await batch.done();
     run.position = result.kind === "applied" ? positionAfter(batch) : result.position;
@@ -294,7 +296,7 @@ export class ReplicaWorker {
     } else {
       logger.info({ batch: batch.id.toString() }, "batch applied before: skipped");
     }
-    observer?.batch?.({ result, lagSeconds: lag });
+    observer?.batch?.({ result, lagSeconds: lag, durationMs });
     const interval = this.options.lagLogIntervalMs ?? 60_000;
     if (Date.now() - this.lastLagLogAt >= interval) {
       this.lastLagLogAt = Date.now();

@@ -181,12 +181,20 @@ describe("replicate: SIGTERM", () => {
       }
     })();
     try {
-      const worker = start(r, ["--fetch-size", "3"]);
+      const port = await freePort();
+      const worker = start(r, ["--fetch-size", "3", "--metrics-listen", `127.0.0.1:${port}`]);
       await waitForLog(worker, "leading: this replica worker is the active one", 60_000);
       await waitFor(() => appliedBatchIds(worker.stderr()).length >= 5, {
         timeoutMs: 60_000,
         description: "batches applied",
       });
+      // The operations of a relay, for a replica: metrics the shipped alert rule reads, /health.
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(metrics, /^pgshovel_apply_lag_seconds\{[^}]*replica="[^"]+"[^}]*\} /m);
+      assert.match(metrics, /^pgshovel_apply_batches_total\{[^}]*result="applied"[^}]*\} [1-9]/m);
+      assert.match(metrics, /^pgshovel_apply_leader\{[^}]*\} 1$/m);
+      const health = await fetch(`http://127.0.0.1:${port}/health`);
+      assert.equal(health.status, 200, await health.text());
       await terminate(worker);
       assert.equal((await count(r.target)) % ROWS, 0, "whole transactions only");
       stopping = true;
