@@ -7,6 +7,11 @@ import { hidePassword } from "../config/set-config.js";
 import { PgshovelError } from "../errors.js";
 import { PASSWORD_SASL_MECHANISMS } from "../kafka/options.js";
 import type { Logger } from "../log.js";
+import {
+  type ReplicaOperations,
+  startReplicaOperations,
+} from "../monitoring/replica-operations.js";
+import { untilAborted } from "../relay/abortable.js";
 import type { ApplyResult } from "../replication/apply.js";
 import { QueueCaughtUp, StreamCaughtUp } from "../replication/caught-up.js";
 import type { FeedBatch } from "../replication/feed.js";
@@ -18,7 +23,9 @@ import { ReplicaWorker } from "../replication/worker.js";
 import type { FeedFactory } from "../replication/worker-options.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
 import { globals, loggerFor } from "./context.js";
-import { option, parseDuration, parsePositiveInt } from "./options.js";
+import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
+import { type GlobalOptions, option, parseDuration, parsePositiveInt } from "./options.js";
+import { catchStopSignals, releaseStopSignals } from "./stop-signals.js";
 
 /** Where the replica's stream comes from: a tagged union, handled exhaustively. */
 export type FeedSpec =
@@ -27,8 +34,14 @@ export type FeedSpec =
   | { kind: "file"; path: string }
   | { kind: "stdin" };
 
+/** The name of the replicate command of `pgshovel`. */
+export const REPLICATE_COMMAND = "replicate";
+
+/** A worker that has not stopped this long after SIGTERM or SIGINT exits anyway. */
+const STOP_DEADLINE_MS = 9000;
+
 /** Options of the replicate command, parsed. */
-interface ReplicateFlags {
+interface ReplicateFlags extends OperationsFlags {
   target: string;
   from: FeedSpec;
   consumerId?: string;
@@ -152,6 +165,26 @@ function feedFactory(
   }
 }
 
+/** The `replica` label of a target: host, port and database, without the user or password. */
+function replicaName(dsn: string): string {
+  try {
+    const url = new URL(dsn);
+    return `${url.host}${url.pathname}`;
+  } catch {
+    return hidePassword(dsn);
+  }
+}
+
+/** The target's password, if the DSN holds one: error reports must never carry it. */
+function passwordOf(dsn: string): string[] {
+  try {
+    const password = decodeURIComponent(new URL(dsn).password);
+    return password ? [password] : [];
+  } catch {
+    return [];
+  }
+}
+
 /** The test-only pause after a commit, when its variable asks for it. */
 function pauseAfterCommit(
   logger: Logger,
@@ -172,18 +205,84 @@ function pauseAfterCommit(
 }
 
 async function runReplicate(command: Command, set: string, flags: ReplicateFlags): Promise<void> {
+  // main.ts caught the signals before the program loaded; a run otherwise catches them now.
+  const stop = catchStopSignals();
+  const { signal } = stop;
   const options = globals(command);
-  const logger = loggerFor(options);
+  let logger = loggerFor(options);
+  const onStop = () => {
+    logger.info({ signal: stop.received }, "stopping");
+    // Whatever is in flight is safe to abandon: a batch not committed comes again.
+    setTimeout(() => {
+      logger.warn(`did not stop within ${STOP_DEADLINE_MS / 1000} s: exiting`);
+      process.exit(0);
+    }, STOP_DEADLINE_MS).unref();
+  };
+  if (signal.aborted) onStop();
+  else signal.addEventListener("abort", onStop, { once: true });
+  let replica: ReplicaWorker | undefined;
+  let ops: ReplicaOperations | undefined;
+  try {
+    // Every step up to the worker's own run ends at once when a signal comes (exit 0).
+    if (signal.aborted) return;
+    ops = await startReplicaOperations({
+      labels: { cluster: options.cluster, set, replica: replicaName(flags.target) },
+      metricsListen: flags.metricsListen,
+      healthStallAfterMs: flags.healthStallAfter,
+      sentryDsn: flags.sentryDsn,
+      secrets: [
+        ...passwordOf(flags.target),
+        ...(flags.kafkaSaslPassword === undefined ? [] : [flags.kafkaSaslPassword]),
+      ],
+      progressIntervalMs: flags.progressInterval,
+      logger,
+    });
+    logger = ops.logger;
+    replica = await startWorker(options, set, flags, ops, signal);
+    const outcome = await replica.run(signal);
+    if (outcome.kind === "dropped") {
+      process.stderr.write(`set ${set} was dropped; the replica worker stops\n`);
+    } else if (outcome.kind === "caught-up") {
+      logger.info("caught up: every transaction committed before the start is applied");
+    } else if (outcome.kind === "ended") {
+      logger.info("the stream ended: every batch in it is applied");
+    }
+  } catch (error) {
+    if (signal.aborted) return;
+    ops?.failed(error);
+    throw error;
+  } finally {
+    signal.removeEventListener("abort", onStop);
+    releaseStopSignals(false);
+    replica?.zookeeper.close();
+    await ops?.close();
+  }
+}
+
+/** The ZooKeeper session, the target, the feed and the worker, wired from the flags. */
+async function startWorker(
+  options: GlobalOptions,
+  set: string,
+  flags: ReplicateFlags,
+  ops: ReplicaOperations,
+  signal: AbortSignal,
+): Promise<ReplicaWorker> {
   const { cluster } = options;
-  const controller = new AbortController();
+  const { logger } = ops;
   const connect = () =>
-    ZooKeeper.connect({ hosts: options.zookeeperHosts, timeoutMs: options.zookeeperTimeout });
+    ZooKeeper.connect({
+      hosts: options.zookeeperHosts,
+      timeoutMs: options.zookeeperTimeout,
+      logger,
+    });
+  logger.info({ hosts: options.zookeeperHosts }, "connecting to ZooKeeper");
+  const zk = await untilAborted(connect(), signal, (late) => late.close());
   const worker = randomUUID();
   const target = new PgTarget({ targetDsn: flags.target, cluster, set });
   const streamed = flags.from.kind !== "queue";
-  const afterCommit = pauseAfterCommit(logger, controller.signal);
+  const afterCommit = pauseAfterCommit(logger, signal);
   const replica = new ReplicaWorker({
-    zk: await connect(),
+    zk,
     reconnect: connect,
     cluster,
     set,
@@ -218,43 +317,19 @@ async function runReplicate(command: Command, set: string, flags: ReplicateFlags
     maxZooKeeperPauseMs: flags.maxZookeeperPause,
     retryInitialMs: 200,
     retryMaxMs: 5000,
+    observer: ops.observer,
   });
-  const stop = (signal: string) => {
-    if (controller.signal.aborted) return;
-    logger.info({ signal }, "stopping");
-    controller.abort(new PgshovelError("STOPPED", `stopped by ${signal}`));
-    // Whatever is in flight is safe to abandon: a batch not committed comes again.
-    setTimeout(() => {
-      logger.warn("did not stop within 9 s: exiting");
-      process.exit(0);
-    }, 9000).unref();
-  };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
   logger.info(
     { set, worker, target: target.description, from: flags.from.kind },
     "replica worker starting",
   );
-  try {
-    const outcome = await replica.run(controller.signal);
-    if (outcome.kind === "dropped") {
-      process.stderr.write(`set ${set} was dropped; the replica worker stops\n`);
-    } else if (outcome.kind === "caught-up") {
-      logger.info("caught up: every transaction committed before the start is applied");
-    } else if (outcome.kind === "ended") {
-      logger.info("the stream ended: every batch in it is applied");
-    }
-  } finally {
-    process.off("SIGTERM", stop);
-    process.off("SIGINT", stop);
-    replica.zookeeper.close();
-  }
+  return replica;
 }
 
 /** Adds `replicate SET` to the program. */
 export function addReplicateCommand(program: Command): void {
-  program
-    .command("replicate")
+  const command = program.command(REPLICATE_COMMAND);
+  command
     .description(
       "keep a PostgreSQL replica of a set's tables: bootstrap from one snapshot, then apply each source batch as one transaction",
     )
@@ -351,4 +426,5 @@ export function addReplicateCommand(program: Command): void {
     .action(async (set: string, flags: ReplicateFlags, cmd: Command) => {
       await runReplicate(cmd, set, flags);
     });
+  addOperationsOptions(command);
 }

@@ -17,7 +17,8 @@ export interface MonitoringServer {
 export interface MonitoringServerOptions {
   listen: ListenAddress;
   registry: Registry;
-  health: () => Promise<HealthReport>;
+  /** What /health answers: 200 when `healthy`, 503 otherwise, the report as JSON. */
+  health: () => Promise<Pick<HealthReport, "healthy">>;
   logger: Logger;
 }
 

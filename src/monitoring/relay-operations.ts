@@ -8,8 +8,8 @@ import type { RelayObserver } from "../relay/observer.js";
 import type { RelayDiagnostics } from "../relay/options.js";
 import type { Sink } from "../sinks/sink.js";
 import type { Codec } from "../stream/codec.js";
-import { type ErrorReporter, reportingLogger, startErrorReporting } from "./error-reporting.js";
 import type { ListenAddress } from "./listen-address.js";
+import { startOperations } from "./operations.js";
 import { startProgressLog } from "./progress-log.js";
 import type { RelayLabels } from "./relay-metrics.js";
 import type { RelayMonitoring } from "./relay-monitoring.js";
@@ -48,33 +48,31 @@ export interface RelayOperations {
   close(): Promise<void>;
 }
 
-/** Starts what the options ask for; nothing is loaded that is not configured. */
+/** Starts what the options ask for (see {@link startOperations}); nothing unconfigured is loaded. */
 export async function startRelayOperations(
   options: RelayOperationsOptions,
 ): Promise<RelayOperations> {
-  let reporter: ErrorReporter | undefined;
-  let logger = options.logger;
-  if (options.sentryDsn) {
-    reporter = await startErrorReporting({
-      dsn: options.sentryDsn,
-      tags: { ...options.labels },
-      secrets: options.secrets,
-      logger,
-    });
-    logger = reportingLogger(logger, reporter);
-  }
-  let monitoring: RelayMonitoring | undefined;
-  if (options.metricsListen) {
-    // Loaded only here: a relay without metrics does not load prom-client.
-    const { startRelayMonitoring } = await import("./relay-monitoring.js");
-    monitoring = await startRelayMonitoring({
-      listen: options.metricsListen,
-      labels: options.labels,
-      queue: options.queue,
-      stallAfterMs: options.healthStallAfterMs,
-      logger,
-    });
-  }
+  const metricsListen = options.metricsListen;
+  const ops = await startOperations<RelayMonitoring>({
+    tags: { ...options.labels },
+    sentryDsn: options.sentryDsn,
+    secrets: options.secrets,
+    logger: options.logger,
+    monitoring: metricsListen
+      ? async (logger) => {
+          // Loaded only here: a relay without metrics does not load prom-client.
+          const { startRelayMonitoring } = await import("./relay-monitoring.js");
+          return startRelayMonitoring({
+            listen: metricsListen,
+            labels: options.labels,
+            queue: options.queue,
+            stallAfterMs: options.healthStallAfterMs,
+            logger,
+          });
+        }
+      : undefined,
+  });
+  const { logger, monitoring } = ops;
   let stopProgress: (() => void) | undefined;
   return {
     logger,
@@ -90,11 +88,10 @@ export async function startRelayOperations(
         intervalMs: options.progressIntervalMs,
       });
     },
-    failed: (error) => reporter?.error(error),
+    failed: (error) => ops.failed(error),
     async close() {
       stopProgress?.();
-      await monitoring?.close();
-      await reporter?.flush();
+      await ops.close();
     },
   };
 }

@@ -7,6 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
 import { convertPgError, type PgClient, query, sqlstate } from "../database/postgres.js";
 import { PgshovelError, wrapError } from "../errors.js";
+import type { WriteGuard } from "../sinks/sink.js";
 import type { Begin, Mutation, StreamPosition, Uuid } from "../stream/types.js";
 import { DEFAULT_RUN_LIMITS, RowRun, type RunLimits, TruncateRun } from "./runs.js";
 import { pastSnapshot, visible } from "./snapshot.js";
@@ -90,8 +91,11 @@ export class BatchApplier {
    * Skipping a table not yet copied is exact: its copy will be taken later, from a
    * snapshot that sees every transaction of every batch applied before it (those
    * batches ended at ticks taken earlier), and the mutations after that are applied.
+   *
+   * With `guard`, nothing is committed once it has ended (checked right before COMMIT); the
+   * caller closes the connection when its signal aborts, which rolls the transaction back.
    */
-  async apply(batch: BatchToApply): Promise<ApplyResult> {
+  async apply(batch: BatchToApply, guard?: WriteGuard): Promise<ApplyResult> {
     const { target, options } = this;
     const doing = `applying batch ${batch.id} of node ${batch.node}`;
     await query(target, "BEGIN", [], doing);
@@ -110,10 +114,14 @@ export class BatchApplier {
           { hint: "run one replica worker per set and target" },
         );
       }
+      // The last moment to refuse: a worker whose lease ended must not commit.
+      guard?.check();
       await query(target, "COMMIT", [], doing);
       return { kind: "applied", node: batch.node, id: batch.id, stats };
     } catch (error) {
       await query(target, "ROLLBACK", [], doing).catch(() => {});
+      // Aborted by the guard: its reason, not the closed connection's error, says why.
+      if (guard?.signal.aborted) throw guard.signal.reason;
       throw wrapError(error, doing);
     }
   }

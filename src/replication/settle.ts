@@ -3,6 +3,7 @@
  * batches when the set changes. Tables that left the set are forgotten; tables not copied
  * yet are copied from one snapshot, after the stream's mark when the replica is new.
  */
+import type { WriteGuard } from "../sinks/sink.js";
 import type { Snapshot } from "../stream/types.js";
 import type { ReplicaFeed } from "./feed.js";
 import type { StoredReplica } from "./target.js";
@@ -41,11 +42,13 @@ export async function settleTables(
   options: Pick<WorkerOptions, "target" | "logger" | "jobs" | "progress" | "observer">,
   feed: ReplicaFeed,
   onState: (state: WorkerState) => void,
+  guard?: WriteGuard,
 ): Promise<void> {
   const { target, logger } = options;
   const names = new Set(run.tables.map(display));
   const gone = [...run.copied.values()].filter((table) => !names.has(display(table)));
   if (gone.length > 0) {
+    guard?.check();
     await target.forget(gone);
     for (const table of gone) run.copied.delete(display(table));
     logger.info(
@@ -57,6 +60,7 @@ export async function settleTables(
   if (missing.length === 0) return;
   if (!run.position && !run.mark) {
     run.mark = { stream: await feed.mark(), feed: feed.description };
+    guard?.check();
     await target.storeMark(run.mark);
     logger.info(
       { feed: feed.description, position: run.mark.stream?.toString() ?? null },
@@ -74,6 +78,7 @@ export async function settleTables(
     const result = await target.copy(run.dsn, missing, {
       jobs: options.jobs,
       ...(reporter ? { onProgress: (progress) => reporter.update(progress) } : {}),
+      ...(guard ? { guard } : {}),
     });
     for (const { table, rows } of result.copied) {
       logger.info({ table: display(table), rows: rows.toString() }, "table copied");

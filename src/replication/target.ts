@@ -6,6 +6,7 @@
 import type { SetConfigInput } from "../config/set-config.js";
 import { hidePassword } from "../config/set-config.js";
 import { closeQuietly, connect, type PgClient, query } from "../database/postgres.js";
+import { untilRevoked, type WriteGuard } from "../sinks/sink.js";
 import type { Uuid } from "../stream/types.js";
 import { type ApplyResult, BatchApplier, type BatchToApply } from "./apply.js";
 import { type BootstrapResult, bootstrapCopy, type CopyProgress } from "./bootstrap.js";
@@ -49,6 +50,8 @@ export interface StoredReplica {
 export interface CopyOptions {
   jobs: number;
   onProgress?: (progress: CopyProgress) => void;
+  /** Once it ends, the copy stops at once: its open target transactions roll back. */
+  guard?: WriteGuard;
 }
 
 /** A replica's target database; connections open on first use and again after {@link close}. */
@@ -72,8 +75,11 @@ export interface ReplicaTarget {
   forget(tables: TableName[]): Promise<void>;
   /** Copies `tables` from one snapshot of the source, once each carries the set's trigger. */
   copy(sourceDsn: string, tables: ReplicaTable[], options: CopyOptions): Promise<BootstrapResult>;
-  /** Applies one batch as one transaction for a set of `tables` (see BatchApplier). */
-  apply(batch: BatchToApply, tables: ReplicaTable[]): Promise<ApplyResult>;
+  /**
+   * Applies one batch as one transaction for a set of `tables` (see BatchApplier). Once
+   * `guard` ends, the transaction in flight rolls back at once and nothing commits.
+   */
+  apply(batch: BatchToApply, tables: ReplicaTable[], guard?: WriteGuard): Promise<ApplyResult>;
   close(): Promise<void>;
 }
 
@@ -177,11 +183,12 @@ export class PgTarget implements ReplicaTarget {
       tables,
       jobs: options.jobs,
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.guard ? { guard: options.guard } : {}),
     });
   }
 
-  apply(batch: BatchToApply, tables: ReplicaTable[]): Promise<ApplyResult> {
-    return this.using((target) => {
+  apply(batch: BatchToApply, tables: ReplicaTable[], guard?: WriteGuard): Promise<ApplyResult> {
+    return this.using(async (target) => {
       if (this.applier?.tables !== tables) {
         const { cluster, set, limits } = this.options;
         const applier = new BatchApplier(target, {
@@ -192,7 +199,20 @@ export class PgTarget implements ReplicaTarget {
         });
         this.applier = { tables, applier };
       }
-      return this.applier.applier.apply(batch);
+      const applier = this.applier.applier;
+      if (!guard) return applier.apply(batch);
+      guard.check();
+      // Closing the connection is the quickest way to end the transaction in flight: the
+      // server rolls it back, whatever statement was running.
+      const onAbort = () => void this.close();
+      guard.signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        // Not waiting for the closed connection's answer: a statement waiting on a lock, say,
+        // hears of the close only once it has the lock (and then rolls back).
+        return await untilRevoked(applier.apply(batch, guard), guard);
+      } finally {
+        guard.signal.removeEventListener("abort", onAbort);
+      }
     });
   }
 

@@ -1,7 +1,9 @@
 /** What a replication worker is given, how it ends, and what it reports as it goes. */
 import type { ZooKeeper } from "../cluster/zookeeper.js";
 import type { Election } from "../coordination/leadership.js";
+import type { RenewalReason } from "../coordination/session.js";
 import type { Follower } from "../coordination/set-follower.js";
+import type { ErrorCode } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { ApplyResult } from "./apply.js";
 import type { CopyProgress } from "./bootstrap.js";
@@ -35,6 +37,8 @@ export interface BatchEvent {
   result: ApplyResult;
   /** Seconds between the batch's end tick and now. */
   lagSeconds: number;
+  /** How long the target took: from its transaction's start to its commit (or the skip). */
+  durationMs: number;
 }
 
 /**
@@ -47,6 +51,10 @@ export interface WorkerObserver {
   batch?(event: BatchEvent): void;
   /** A table's copy committed. */
   copied?(table: string, rows: bigint): void;
+  /** A recoverable failure: the worker waits `delayMs` and tries again. */
+  retrying?(failure: { code: ErrorCode; delayMs: number }): void;
+  /** The worker stopped applying and stands for election again in a new session. */
+  standingAgain?(reason: RenewalReason): void;
 }
 
 /** Everything a replication worker needs, validated by the caller. */

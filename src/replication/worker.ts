@@ -9,11 +9,13 @@ import { setTimeout as delay } from "node:timers/promises";
 import { clusterNotInitialized, setNotFound } from "../cluster/records.js";
 import type { ZooKeeper } from "../cluster/zookeeper.js";
 import { zkPaths } from "../config/names.js";
+import type { LeaderLease } from "../coordination/leader-lease.js";
 import { candidacyLost, type Election, Leadership } from "../coordination/leadership.js";
-import { WorkerSession } from "../coordination/session.js";
+import { type RenewalReason, WorkerSession } from "../coordination/session.js";
 import { requireCurrentVersion, SetFollower, type SetState } from "../coordination/set-follower.js";
 import { describeError, isPgshovelError, PgshovelError } from "../errors.js";
 import { Backoff } from "../retry.js";
+import type { WriteGuard } from "../sinks/sink.js";
 import type { Mutation } from "../stream/types.js";
 import { holdsHorizon } from "./caught-up.js";
 import { checkContinuity, lagSeconds, positionAfter } from "./continuity.js";
@@ -24,6 +26,27 @@ import type { WorkerOptions, WorkerOutcome, WorkerState } from "./worker-options
 const ROLE = "replica worker";
 const IDLE = Symbol("idle");
 type Active = Extract<SetState, { kind: "active" }>;
+
+const RENEWAL_LOG: Record<RenewalReason, string> = {
+  fenced: "fenced: stopped applying; standing for election again in a new ZooKeeper session",
+  "session-expired": "the ZooKeeper session expired: stopped applying; opening a new session",
+  silent:
+    "ZooKeeper has not answered for the silence bound: stopped applying at once; as if the ZooKeeper session expired, opening a new session",
+};
+
+/**
+ * What the worker writes under: its lease, and the stop. Whatever it waits on stops at
+ * either (`signal`); `check()` comes right before each write and each COMMIT.
+ */
+function leaseGuard(stop: AbortSignal, lease: LeaderLease): WriteGuard {
+  return {
+    signal: AbortSignal.any([stop, lease.signal]),
+    check() {
+      stop.throwIfAborted();
+      lease.check();
+    },
+  };
+}
 
 /** An election whose path needs the target's node id, known only once the target is read. */
 class TargetElection implements Election {
@@ -104,9 +127,14 @@ export class ReplicaWorker {
             logger.warn("no longer the active replica worker: standing for election again");
             continue;
           }
-          if (!this.session.renewalReason(error)) throw error;
-          logger.warn("the ZooKeeper session expired: stopped applying; opening a new session");
+          const why = this.session.renewalReason(error);
+          if (!why) throw error;
+          logger.warn(
+            { hosts: this.session.zk.hosts, err: describeError(error) },
+            RENEWAL_LOG[why],
+          );
           this.state = "renewing the ZooKeeper session";
+          this.options.observer?.standingAgain?.(why);
           await this.session.renew(signal, async () => {});
         }
       }
@@ -134,7 +162,12 @@ export class ReplicaWorker {
     return state;
   }
 
-  /** Leads (once the target's node id is known), then runs cycles, retrying recoverable failures. */
+  /**
+   * Leads (once the target's node id is known), then runs cycles under a lease, retrying
+   * recoverable failures. A lease that ended (ZooKeeper silent for the bound, the session
+   * expired, the candidacy gone) stops whatever is in flight at once — the target
+   * transaction rolls back — and its reason goes to `run`, which stands again.
+   */
   private async follow(signal: AbortSignal): Promise<WorkerOutcome> {
     const { logger, elect, target } = this.options;
     const backoff = new Backoff({
@@ -142,40 +175,63 @@ export class ReplicaWorker {
       maxDelayMs: this.options.retryMaxMs,
     });
     let version: number | undefined;
-    while (!signal.aborted) {
-      try {
-        const state = await this.confirmed(signal);
-        if (state.kind === "dropped") return { kind: "dropped" };
-        version = state.version;
-        const election = this.session.election as TargetElection;
-        if (elect && !election.isLeading) {
-          const { node } = await target.prepare(
-            state.config.database.dsn,
-            state.config.tables,
-            this.options.createTables,
+    let lease: LeaderLease | undefined;
+    try {
+      while (!signal.aborted) {
+        try {
+          const state = await this.confirmed(signal);
+          if (state.kind === "dropped") return { kind: "dropped" };
+          version = state.version;
+          const election = this.session.election as TargetElection;
+          if (elect && !election.isLeading) {
+            const { node } = await target.prepare(
+              state.config.database.dsn,
+              state.config.tables,
+              this.options.createTables,
+            );
+            election.node = node;
+            this.state = "standby";
+            await election.acquire(signal, this.options.candidate);
+          }
+          // One lease while the worker leads; it never comes back once it has ended.
+          lease ??= this.session.lease(this.options.elect);
+          const guard = leaseGuard(signal, lease);
+          guard.check();
+          const outcome = await this.cycle(state, guard);
+          // A cycle cut short by its lease returns as if stopped: the lease's reason says why.
+          if (!signal.aborted) lease.check();
+          if (outcome) return outcome;
+          backoff.reset();
+        } catch (error) {
+          await this.closeParts();
+          if (signal.aborted) break;
+          let failure = error;
+          if (lease?.ended) {
+            // Whatever failed, failed because the lease ended: its reason is what counts.
+            failure = lease.signal.reason;
+            lease = undefined;
+            // A new session, or a new candidacy, is `run`'s to take; without `reconnect` the
+            // session is waited on here, like any ZooKeeper outage.
+            if (this.session.renewalReason(failure) || isPgshovelError(failure, "FENCED")) {
+              throw failure;
+            }
+          }
+          if (!(failure instanceof PgshovelError) || !failure.retryable) {
+            if (!(await this.configurationMoved(failure, version, signal))) throw failure;
+            continue;
+          }
+          const waitMs = backoff.next();
+          logger.warn(
+            { err: describeError(failure), retryInMs: waitMs },
+            "recoverable failure: retrying",
           );
-          election.node = node;
-          this.state = "standby";
-          await election.acquire(signal, this.options.candidate);
+          this.options.observer?.retrying?.({ code: failure.code, delayMs: waitMs });
+          this.state = "backing off";
+          await this.session.follower.sleep(waitMs, signal);
         }
-        const outcome = await this.cycle(state, signal);
-        if (outcome) return outcome;
-        backoff.reset();
-      } catch (error) {
-        await this.closeParts();
-        if (signal.aborted) break;
-        if (!(error instanceof PgshovelError) || !error.retryable) {
-          if (!(await this.configurationMoved(error, version, signal))) throw error;
-          continue;
-        }
-        const waitMs = backoff.next();
-        logger.warn(
-          { err: describeError(error), retryInMs: waitMs },
-          "recoverable failure: retrying",
-        );
-        this.state = "backing off";
-        await this.session.follower.sleep(waitMs, signal);
       }
+    } finally {
+      lease?.close();
     }
     return { kind: "stopped" };
   }
@@ -184,7 +240,8 @@ export class ReplicaWorker {
    * One pass: tables checked and copied where needed, then the feed's batches until the
    * run ends (an outcome) or the set moved to another database (undefined: start again).
    */
-  private async cycle(state: Active, signal: AbortSignal): Promise<WorkerOutcome | undefined> {
+  private async cycle(state: Active, guard: WriteGuard): Promise<WorkerOutcome | undefined> {
+    const { signal } = guard;
     const { target, logger } = this.options;
     const dsn = state.config.database.dsn;
     const prepared = await target.prepare(dsn, state.config.tables, this.options.createTables);
@@ -195,7 +252,7 @@ export class ReplicaWorker {
     const feed = this.options.feed(dsn, prepared.node);
     this.feed = feed;
     const run: ReplicaRun = { dsn, version: state.version, tables, ...(await target.stored()) };
-    await settleTables(run, this.options, feed, (s) => (this.state = s));
+    await settleTables(run, this.options, feed, (s) => (this.state = s), guard);
     // A position stored without a stream position (the library's queue replica) wins over the mark.
     const from = run.position ? run.position.stream : (run.mark?.stream ?? null);
     logger.info({ feed: feed.description, from: from?.toString() ?? null }, "applying the stream");
@@ -204,24 +261,24 @@ export class ReplicaWorker {
       if (horizon !== undefined && holdsHorizon(horizon, run.position, copySnapshots(run))) {
         return { kind: "caught-up" };
       }
-      const next = await this.nextBatch(batches, run, signal);
+      const next = await this.nextBatch(batches, run, guard);
       if (typeof next === "string") {
         return next === "moved" ? undefined : { kind: next };
       }
       try {
-        await this.applyBatch(next, run);
+        await this.applyBatch(next, run, guard);
       } catch (error) {
         // Its relay gave the batch up or died inside it: the stream sends it again whole, next.
         if (!next.discarded || !isPgshovelError(error) || !error.retryable) throw error;
         logger.warn({ err: describeError(error) }, "batch rolled back by the stream: reading on");
         continue;
       }
-      const change = await this.reconfigure(run, signal);
+      const change = await this.reconfigure(run, guard);
       if (change) return change === "moved" ? undefined : { kind: change };
     }
   }
 
-  private async applyBatch(batch: FeedBatch, run: ReplicaRun): Promise<void> {
+  private async applyBatch(batch: FeedBatch, run: ReplicaRun, guard: WriteGuard): Promise<void> {
     const { target, logger, observer } = this.options;
     const { election, follower } = this.session;
     if (this.options.elect && !election.isLeading) throw candidacyLost(ROLE);
@@ -237,6 +294,7 @@ export class ReplicaWorker {
           });
         }
         if (elect && !election.isLeading) throw candidacyLost(ROLE);
+        guard.check();
         yield mutation;
       }
     };
@@ -248,7 +306,9 @@ export class ReplicaWorker {
         return batch.position;
       },
     };
-    const result = await target.apply(toApply, run.tables);
+    const startedAt = performance.now();
+    const result = await target.apply(toApply, run.tables, guard);
+    const durationMs = performance.now() - startedAt;
     await this.options.afterCommit?.(batch, result);
     await batch.done();
     run.position = result.kind === "applied" ? positionAfter(batch) : result.position;
@@ -258,7 +318,7 @@ export class ReplicaWorker {
     } else {
       logger.info({ batch: batch.id.toString() }, "batch applied before: skipped");
     }
-    observer?.batch?.({ result, lagSeconds: lag });
+    observer?.batch?.({ result, lagSeconds: lag, durationMs });
     const interval = this.options.lagLogIntervalMs ?? 60_000;
     if (Date.now() - this.lastLagLogAt >= interval) {
       this.lastLagLogAt = Date.now();
@@ -273,8 +333,9 @@ export class ReplicaWorker {
   private async nextBatch(
     batches: AsyncIterator<FeedBatch>,
     run: ReplicaRun,
-    signal: AbortSignal,
+    guard: WriteGuard,
   ): Promise<FeedBatch | "ended" | "caught-up" | "moved" | "stopped" | "dropped"> {
+    const { signal } = guard;
     const pending = batches.next();
     pending.catch(() => {});
     const idleMs = this.options.idleMs ?? 500;
@@ -295,7 +356,7 @@ export class ReplicaWorker {
           "caught up with the feed: every batch it holds is applied",
         );
       }
-      const change = await this.reconfigure(run, signal);
+      const change = await this.reconfigure(run, guard);
       if (change) return change;
       if (await this.probe?.whenIdle(run.position)) return "caught-up";
     }
@@ -304,16 +365,16 @@ export class ReplicaWorker {
   /** Follows a new configuration between batches: tables added are copied, tables removed dropped. */
   private async reconfigure(
     run: ReplicaRun,
-    signal: AbortSignal,
+    guard: WriteGuard,
   ): Promise<"moved" | "dropped" | undefined> {
-    const state = await this.confirmed(signal);
+    const state = await this.confirmed(guard.signal);
     if (state.kind === "dropped") return "dropped";
     if (state.version === run.version) return undefined;
     if (state.config.database.dsn !== run.dsn) return "moved";
     const { target, createTables } = this.options;
     const { tables } = await target.prepare(run.dsn, state.config.tables, createTables);
     Object.assign(run, { version: state.version, tables }, await target.stored());
-    await settleTables(run, this.options, this.feed!, (s) => (this.state = s));
+    await settleTables(run, this.options, this.feed!, (s) => (this.state = s), guard);
     return undefined;
   }
 

@@ -22,7 +22,12 @@ import type { CopiedTable, ReplicaMark, TableName } from "../../../src/replicati
 import { ReplicaWorker } from "../../../src/replication/worker.js";
 import type { WorkerOptions } from "../../../src/replication/worker-options.js";
 import type { Mutation, StreamPosition, Tick } from "../../../src/stream/types.js";
-import { ScriptedElection, ScriptedFollower, type Trace } from "../relay/scripted.js";
+import {
+  ScriptedElection,
+  ScriptedFollower,
+  ScriptedZooKeeper,
+  type Trace,
+} from "../relay/scripted.js";
 
 export const SOURCE = "node-1";
 const DSN = "postgresql://source";
@@ -252,7 +257,9 @@ export class ScriptedProbe implements CaughtUpProbe {
 export const unavailable = () =>
   new PgshovelError("DATABASE_UNAVAILABLE", "scripted outage", { retryable: true });
 
-const scriptedZooKeeper = () => ({ hosts: "scripted", close() {} }) as unknown as ZooKeeper;
+// The worker applies under a lease: the session must answer what a lease reads.
+const scriptedZooKeeper = () =>
+  Object.assign(new ScriptedZooKeeper(), { close() {} }) as unknown as ZooKeeper;
 
 /** A worker over scripted parts, with the follower at version 1 of a set of table t. */
 export function scriptedWorker(options: Partial<WorkerOptions> = {}) {
