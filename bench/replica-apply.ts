@@ -209,6 +209,8 @@ export async function runReplicaApply(options: ReplicaApplyOptions): Promise<Fig
           rowsPerSecond: rate,
           nativeRowsPerSecond: nativeRate,
           copyRowsPerSecond: copyRate,
+          netRowsPerSecond: Math.round(pick("pgshovelNetRowsPerSecond")),
+          idleRunSeconds: pick("pgshovelIdleSeconds"),
         },
         ratios: { toNative: round(ratioNative, 2), toCopy: round(ratioCopy, 2) },
         runs,
