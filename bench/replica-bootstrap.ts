@@ -118,7 +118,7 @@ export async function runReplicaBootstrap(options: ReplicaBootstrapOptions): Pro
     const row = (jobs: 1 | 2) => ({
       figure: `replica bootstrap, pgbench scale ${options.scale} (${fmt(rows)} rows), --jobs ${jobs}`,
       measured: `${fmt(pick(`jobs${jobs}RowsPerSecond`))} rows/s`,
-      baseline: `pg_dump --data-only \\| psql ${fmt(dump)} rows/s`,
+      baseline: `pg_dump --data-only | psql ${fmt(dump)} rows/s`,
       ratio: ratio(`jobs${jobs}`).toFixed(2),
       target: "–",
       met: null,
