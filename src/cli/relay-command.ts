@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from "commander";
 import { ZooKeeper } from "../cluster/zookeeper.js";
-import { checkSetName, DEFAULT_CONSUMER, dbNames } from "../config/names.js";
+import { DEFAULT_CONSUMER, dbNames } from "../config/names.js";
 import { describeError } from "../errors.js";
 import { type RelayOperations, startRelayOperations } from "../monitoring/relay-operations.js";
 import { untilAborted } from "../relay/abortable.js";
@@ -10,7 +10,14 @@ import { Relay } from "../relay/relay.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
 import { globals, loggerFor } from "./context.js";
 import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
-import { type GlobalOptions, option, parseDuration, parsePositiveInt } from "./options.js";
+import {
+  type GlobalOptions,
+  option,
+  parseConsumer,
+  parseDuration,
+  parsePositiveInt,
+  parseSet,
+} from "./options.js";
 import { addKafkaOptions, createSink, kafkaOptionsFrom, type SinkSpec } from "./sinks.js";
 import { catchStopSignals, releaseStopSignals } from "./stop-signals.js";
 
@@ -40,23 +47,6 @@ function parseSink(text: string): SinkSpec {
   throw new InvalidArgumentError(
     `${JSON.stringify(text)} is not a sink: use stdout, file:PATH or kafka`,
   );
-}
-
-function parseConsumer(text: string): string {
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(text)) {
-    throw new InvalidArgumentError(
-      `${JSON.stringify(text)} is not a consumer id: use 1 to 64 characters from [A-Za-z0-9_.-]`,
-    );
-  }
-  return text;
-}
-
-function parseSet(text: string): string {
-  try {
-    return checkSetName(text);
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
 }
 
 function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { type Command, InvalidArgumentError } from "commander";
 import { ZooKeeper } from "../cluster/zookeeper.js";
-import { checkSetName, DEFAULT_CONSUMER, dbNames, kafkaNames } from "../config/names.js";
+import { DEFAULT_CONSUMER, dbNames, kafkaNames } from "../config/names.js";
 import { hidePassword } from "../config/set-config.js";
 import { PgshovelError } from "../errors.js";
 import { PASSWORD_SASL_MECHANISMS } from "../kafka/options.js";
@@ -24,7 +24,14 @@ import type { FeedFactory } from "../replication/worker-options.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
 import { globals, loggerFor } from "./context.js";
 import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
-import { type GlobalOptions, option, parseDuration, parsePositiveInt } from "./options.js";
+import {
+  type GlobalOptions,
+  option,
+  parseConsumer,
+  parseDuration,
+  parsePositiveInt,
+  parseSet,
+} from "./options.js";
 import { catchStopSignals, releaseStopSignals } from "./stop-signals.js";
 
 /** Where the replica's stream comes from: a tagged union, handled exhaustively. */
@@ -75,23 +82,6 @@ function parseFeed(text: string): FeedSpec {
   throw new InvalidArgumentError(
     `${JSON.stringify(text)} is not a stream source: use queue, kafka, file:PATH or -`,
   );
-}
-
-function parseConsumer(text: string): string {
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(text)) {
-    throw new InvalidArgumentError(
-      `${JSON.stringify(text)} is not a consumer id: use 1 to 64 characters from [A-Za-z0-9_.-]`,
-    );
-  }
-  return text;
-}
-
-function parseSet(text: string): string {
-  try {
-    return checkSetName(text);
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
 }
 
 function parseDsn(text: string): string {
