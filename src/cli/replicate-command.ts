@@ -22,7 +22,7 @@ import { PgTarget } from "../replication/target.js";
 import { ReplicaWorker } from "../replication/worker.js";
 import type { FeedFactory } from "../replication/worker-options.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
-import { globals, loggerFor } from "./context.js";
+import { runUntilStopped } from "./long-running.js";
 import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
 import {
   type GlobalOptions,
@@ -32,7 +32,6 @@ import {
   parsePositiveInt,
   parseSet,
 } from "./options.js";
-import { catchStopSignals, releaseStopSignals } from "./stop-signals.js";
 
 /** Where the replica's stream comes from: a tagged union, handled exhaustively. */
 export type FeedSpec =
@@ -43,9 +42,6 @@ export type FeedSpec =
 
 /** The name of the replicate command of `pgshovel`. */
 export const REPLICATE_COMMAND = "replicate";
-
-/** A worker that has not stopped this long after SIGTERM or SIGINT exits anyway. */
-const STOP_DEADLINE_MS = 9000;
 
 /** Options of the replicate command, parsed. */
 interface ReplicateFlags extends OperationsFlags {
@@ -194,59 +190,38 @@ function pauseAfterCommit(
   };
 }
 
-async function runReplicate(command: Command, set: string, flags: ReplicateFlags): Promise<void> {
-  // main.ts caught the signals before the program loaded; a run otherwise catches them now.
-  const stop = catchStopSignals();
-  const { signal } = stop;
-  const options = globals(command);
-  let logger = loggerFor(options);
-  const onStop = () => {
-    logger.info({ signal: stop.received }, "stopping");
-    // Whatever is in flight is safe to abandon: a batch not committed comes again.
-    setTimeout(() => {
-      logger.warn(`did not stop within ${STOP_DEADLINE_MS / 1000} s: exiting`);
-      process.exit(0);
-    }, STOP_DEADLINE_MS).unref();
-  };
-  if (signal.aborted) onStop();
-  else signal.addEventListener("abort", onStop, { once: true });
-  let replica: ReplicaWorker | undefined;
-  let ops: ReplicaOperations | undefined;
-  try {
-    // Every step up to the worker's own run ends at once when a signal comes (exit 0).
-    if (signal.aborted) return;
-    ops = await startReplicaOperations({
-      labels: { cluster: options.cluster, set, replica: replicaName(flags.target) },
-      metricsListen: flags.metricsListen,
-      healthStallAfterMs: flags.healthStallAfter,
-      sentryDsn: flags.sentryDsn,
-      secrets: [
-        ...passwordOf(flags.target),
-        ...(flags.kafkaSaslPassword === undefined ? [] : [flags.kafkaSaslPassword]),
-      ],
-      progressIntervalMs: flags.progressInterval,
-      logger,
-    });
-    logger = ops.logger;
-    replica = await startWorker(options, set, flags, ops, signal);
-    const outcome = await replica.run(signal);
-    if (outcome.kind === "dropped") {
-      process.stderr.write(`set ${set} was dropped; the replica worker stops\n`);
-    } else if (outcome.kind === "caught-up") {
-      logger.info("caught up: every transaction committed before the start is applied");
-    } else if (outcome.kind === "ended") {
-      logger.info("the stream ended: every batch in it is applied");
-    }
-  } catch (error) {
-    if (signal.aborted) return;
-    ops?.failed(error);
-    throw error;
-  } finally {
-    signal.removeEventListener("abort", onStop);
-    releaseStopSignals(false);
-    replica?.zookeeper.close();
-    await ops?.close();
-  }
+function runReplicate(command: Command, set: string, flags: ReplicateFlags): Promise<void> {
+  return runUntilStopped<ReplicaOperations>(command, {
+    operations: (options, logger) =>
+      startReplicaOperations({
+        labels: { cluster: options.cluster, set, replica: replicaName(flags.target) },
+        metricsListen: flags.metricsListen,
+        healthStallAfterMs: flags.healthStallAfter,
+        sentryDsn: flags.sentryDsn,
+        secrets: [
+          ...passwordOf(flags.target),
+          ...(flags.kafkaSaslPassword === undefined ? [] : [flags.kafkaSaslPassword]),
+        ],
+        progressIntervalMs: flags.progressInterval,
+        logger,
+      }),
+    async run(options, ops, signal) {
+      let replica: ReplicaWorker | undefined;
+      try {
+        replica = await startWorker(options, set, flags, ops, signal);
+        const outcome = await replica.run(signal);
+        if (outcome.kind === "dropped") {
+          process.stderr.write(`set ${set} was dropped; the replica worker stops\n`);
+        } else if (outcome.kind === "caught-up") {
+          ops.logger.info("caught up: every transaction committed before the start is applied");
+        } else if (outcome.kind === "ended") {
+          ops.logger.info("the stream ended: every batch in it is applied");
+        }
+      } finally {
+        replica?.zookeeper.close();
+      }
+    },
+  });
 }
 
 /** The ZooKeeper session, the target, the feed and the worker, wired from the flags. */
