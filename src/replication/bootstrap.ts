@@ -16,8 +16,8 @@ import {
 } from "../database/postgres.js";
 import { PgshovelError, wrapError } from "../errors.js";
 import { untilRevoked, type WriteGuard } from "../sinks/sink.js";
+import { parseSnapshot } from "../stream/snapshot.js";
 import type { Snapshot } from "../stream/types.js";
-import { parseSnapshot } from "./snapshot.js";
 import type { ReplicaTable } from "./target-schema.js";
 import {
   display,

@@ -9,9 +9,9 @@ import { dbNames } from "../../src/config/names.js";
 import { isPgshovelError } from "../../src/errors.js";
 import { BatchApplier } from "../../src/replication/apply.js";
 import { bootstrapFromQueue } from "../../src/replication/queue-replica.js";
-import { parseSnapshot } from "../../src/replication/snapshot.js";
 import { describeSourceTables } from "../../src/replication/target-schema.js";
 import { readPosition } from "../../src/replication/target-state.js";
+import { parseSnapshot } from "../../src/stream/snapshot.js";
 import type { Mutation } from "../../src/stream/types.js";
 import {
   catchUp,
