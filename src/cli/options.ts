@@ -100,3 +100,13 @@ export function parseSet(text: string): string {
     throw new InvalidArgumentError((error as Error).message);
   }
 }
+
+/** `--max-zookeeper-pause`: how long a long-running command rides out a ZooKeeper outage. */
+export function maxZookeeperPauseOption(): Option {
+  return option(
+    "--max-zookeeper-pause <duration>",
+    "give up when ZooKeeper stays unreachable, or no new session opens after an expiry, this long",
+  )
+    .default(60_000, "60s")
+    .argParser(parseDuration);
+}

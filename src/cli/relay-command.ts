@@ -12,6 +12,7 @@ import { runUntilStopped } from "./long-running.js";
 import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
 import {
   type GlobalOptions,
+  maxZookeeperPauseOption,
   option,
   parseConsumer,
   parseDuration,
@@ -80,14 +81,7 @@ function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
         "do not tick the queue when idle (leave ticking to pgqd: higher latency)",
       ),
     )
-    .addOption(
-      option(
-        "--max-zookeeper-pause <duration>",
-        "give up when ZooKeeper stays unreachable, or no new session opens after an expiry, this long",
-      )
-        .default(60_000, "60s")
-        .argParser(parseDuration),
-    )
+    .addOption(maxZookeeperPauseOption())
     .addOption(
       option(
         "--max-sink-wait <duration>",

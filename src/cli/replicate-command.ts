@@ -26,12 +26,14 @@ import { runUntilStopped } from "./long-running.js";
 import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
 import {
   type GlobalOptions,
+  maxZookeeperPauseOption,
   option,
   parseConsumer,
   parseDuration,
   parsePositiveInt,
   parseSet,
 } from "./options.js";
+import { addKafkaConnectionOptions } from "./sinks.js";
 
 /** Where the replica's stream comes from: a tagged union, handled exhaustively. */
 export type FeedSpec =
@@ -359,37 +361,13 @@ export function addReplicateCommand(program: Command): void {
         .default(5000)
         .argParser(parsePositiveInt),
     )
-    .addOption(
-      option(
-        "--max-zookeeper-pause <duration>",
-        "give up when ZooKeeper stays unreachable, or no new session opens after an expiry, this long",
-      )
-        .default(60_000, "60s")
-        .argParser(parseDuration),
-    )
-    .addOption(
-      option("--kafka-brokers <list>", "with --from kafka: bootstrap brokers, host:port,…").default(
-        "127.0.0.1:9092",
-      ),
-    )
+    .addOption(maxZookeeperPauseOption())
     .addOption(
       option("--topic <name>", "with --from kafka: the topic (default <cluster>.<set>.mutations)"),
-    )
-    .addOption(option("--kafka-tls", "with --from kafka: connect with TLS"))
-    .addOption(
-      option("--kafka-sasl-mechanism <mechanism>", "with --from kafka: SASL mechanism").choices(
-        PASSWORD_SASL_MECHANISMS,
-      ),
-    )
-    .addOption(option("--kafka-sasl-username <user>", "with --from kafka: SASL user name"))
-    .addOption(
-      option(
-        "--kafka-sasl-password <password>",
-        "with --from kafka: SASL password (prefer the environment variable)",
-      ),
     )
     .action(async (set: string, flags: ReplicateFlags, cmd: Command) => {
       await runReplicate(cmd, set, flags);
     });
+  addKafkaConnectionOptions(command, "127.0.0.1:9092");
   addOperationsOptions(command);
 }
