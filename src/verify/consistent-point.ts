@@ -66,7 +66,10 @@ const APPLICATION = "pgshovel verify";
 const TICK_ATTEMPTS = 20;
 
 /** Fails unless the target keeps a replica of `set` fed from `sourceNode`'s database. */
-async function requireReplica(target: PgClient, options: PointOptions): Promise<void> {
+export async function requireReplica(
+  target: PgClient,
+  options: Pick<PointOptions, "targetDsn" | "cluster" | "set" | "sourceNode">,
+): Promise<void> {
   const where = hidePassword(options.targetDsn);
   let position: ReplicaPosition | undefined;
   let marked = false;

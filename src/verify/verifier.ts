@@ -16,7 +16,7 @@ import {
 } from "../replication/target-schema.js";
 import { display } from "../replication/target-state.js";
 import { largerCount, sameChecksum, tableChecksum } from "./checksum.js";
-import { takeConsistentPoint } from "./consistent-point.js";
+import { requireReplica, takeConsistentPoint } from "./consistent-point.js";
 import { diffRows } from "./diff.js";
 import { narrow } from "./narrow.js";
 import { repairScript, type TableRepair } from "./repair.js";
@@ -82,6 +82,7 @@ async function describe(options: VerifyReplicaOptions): Promise<ReplicaTable[]> 
   }
   const target = await connect(options.targetDsn, { applicationName: APPLICATION });
   try {
+    await requireReplica(target, options);
     // The same check a replica makes: a table or column the target lacks is named.
     await prepareTargetTables(target, tables);
   } finally {
