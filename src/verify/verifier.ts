@@ -55,7 +55,7 @@ const APPLICATION = "pgshovel verify";
 
 function pick(tables: ReplicaTable[], wanted: string[] | undefined, set: string): ReplicaTable[] {
   if (!wanted || wanted.length === 0) return tables;
-  return wanted.map((name) => {
+  const picked = wanted.map((name) => {
     const found = tables.find(
       (t) => display(t) === name || (t.schema === "public" && t.name === name),
     );
@@ -66,6 +66,7 @@ function pick(tables: ReplicaTable[], wanted: string[] | undefined, set: string)
     }
     return found;
   });
+  return [...new Set(picked)];
 }
 
 async function describe(options: VerifyReplicaOptions): Promise<ReplicaTable[]> {

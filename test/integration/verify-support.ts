@@ -106,7 +106,7 @@ export async function editTarget(target: TestDatabase, statements: string[]): Pr
 
 /** A pgbench run that goes on until stopped. */
 export interface Load {
-  /** Transactions pgbench has committed so far (pgbench_history rows), at least. */
+  /** Stops pgbench (SIGINT) and waits for it to exit. */
   stop(): Promise<void>;
 }
 
