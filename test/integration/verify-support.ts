@@ -24,12 +24,18 @@ export interface VerifyFixture extends ReplicateFixture {
 
 /** Creates the source and target (see replicateFixture) and runs a worker until it applies. */
 export async function verifyFixture(
-  options: Parameters<typeof replicateFixture>[0] = {},
+  options: Parameters<typeof replicateFixture>[0] & {
+    /** Extra arguments of the worker (`--from file:PATH`, say); called once the set exists. */
+    workerArgs?: (fixture: ReplicateFixture) => string[];
+    /** Runs before the worker first starts (a relay that writes its stream, say). */
+    beforeWorker?: (fixture: ReplicateFixture) => Promise<void>;
+  } = {},
 ): Promise<VerifyFixture> {
   const base = await replicateFixture(options);
   const fixture = base as VerifyFixture;
   fixture.startWorker = async () => {
-    fixture.worker = startReplicate(base, ["--create-tables"]);
+    const extra = options.workerArgs?.(base) ?? [];
+    fixture.worker = startReplicate(base, ["--create-tables", ...extra]);
     await waitForLog(fixture.worker, "applying the stream", 60_000);
   };
   fixture.stopWorker = async () => {
@@ -41,6 +47,7 @@ export async function verifyFixture(
     await close();
   };
   try {
+    await options.beforeWorker?.(base);
     await fixture.startWorker();
     // The first batch stores the replica's position: from then on it is a replica.
     await waitFor(
