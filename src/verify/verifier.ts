@@ -8,7 +8,7 @@ import { requireSet } from "../cluster/records.js";
 import { dbNames } from "../config/names.js";
 import { hidePassword, type SetConfigInput } from "../config/set-config.js";
 import { closeQuietly, connect, query } from "../database/postgres.js";
-import { PgshovelError, wrapError } from "../errors.js";
+import { PgshovelError } from "../errors.js";
 import {
   describeSourceTables,
   prepareTargetTables,
@@ -16,7 +16,7 @@ import {
 } from "../replication/target-schema.js";
 import { display } from "../replication/target-state.js";
 import { largerCount, sameChecksum, tableChecksum } from "./checksum.js";
-import { requireReplica, takeConsistentPoint } from "./consistent-point.js";
+import { type ConsistentPoint, requireReplica, takeConsistentPoint } from "./consistent-point.js";
 import { diffRows } from "./diff.js";
 import { narrow } from "./narrow.js";
 import { repairScript, type TableRepair } from "./repair.js";
@@ -92,10 +92,59 @@ async function describe(options: VerifyReplicaOptions): Promise<ReplicaTable[]> 
   return tables;
 }
 
+/** One table's verdict and, when a repair is asked for, every differing row. */
+async function compareTable(
+  point: ConsistentPoint,
+  table: ReplicaTable,
+  options: VerifyTuning,
+): Promise<{ verdict: TableVerdict; differences: RowDifference[] }> {
+  const maxKeys = options.maxKeys ?? 20;
+  const [ours, theirs] = await Promise.all([
+    tableChecksum(point.source, table),
+    tableChecksum(point.target, table),
+  ]);
+  const verdict: TableVerdict = {
+    schema: table.schema,
+    name: table.name,
+    equal: sameChecksum(ours, theirs),
+    sourceRows: ours.rows,
+    targetRows: theirs.rows,
+    missing: 0,
+    extra: 0,
+    different: 0,
+    keys: [],
+    rowsFetched: 0,
+    narrowingRounds: 0,
+  };
+  const differences: RowDifference[] = [];
+  if (verdict.equal) return { verdict, differences };
+  const larger = largerCount(ours.rows, theirs.rows);
+  const fetchLimit = options.fetchLimit ?? 10_000;
+  const where = await narrow(point.source, point.target, table, larger, fetchLimit);
+  const found = await diffRows(point.source, point.target, table, where.filter, (d) => {
+    if (verdict.keys.length < maxKeys) verdict.keys.push({ kind: d.kind, key: d.key });
+    if (options.repair) differences.push(d);
+  });
+  Object.assign(verdict, found, { narrowingRounds: where.rounds });
+  // Equal sums of different rows would need a 64-bit collision: the rows decide.
+  verdict.equal = found.missing + found.extra + found.different === 0;
+  return { verdict, differences };
+}
+
+/** Runs the repair script on the target: one transaction, all of it or nothing. */
+async function applyRepair(targetDsn: string, sql: string): Promise<void> {
+  const writer = await connect(targetDsn, { applicationName: `${APPLICATION} (repair)` });
+  try {
+    await query(writer, sql, [], "applying the repair to the target (nothing of it committed)");
+  } finally {
+    // A script that failed left its transaction open: closing the connection ends it.
+    await closeQuietly(writer);
+  }
+}
+
 /** Compares the replica in `targetDsn` with its source; see docs/replication.md. */
 export async function verifyReplica(options: VerifyReplicaOptions): Promise<VerifyReport> {
   const started = Date.now();
-  const maxKeys = options.maxKeys ?? 20;
   const tables = await describe(options);
   const point = await takeConsistentPoint({
     sourceDsn: options.sourceDsn,
@@ -114,43 +163,9 @@ export async function verifyReplica(options: VerifyReplicaOptions): Promise<Veri
     const verdicts: TableVerdict[] = [];
     const repairs: TableRepair[] = [];
     for (const table of tables) {
-      const [ours, theirs] = await Promise.all([
-        tableChecksum(point.source, table),
-        tableChecksum(point.target, table),
-      ]);
-      const verdict: TableVerdict = {
-        schema: table.schema,
-        name: table.name,
-        equal: sameChecksum(ours, theirs),
-        sourceRows: ours.rows,
-        targetRows: theirs.rows,
-        missing: 0,
-        extra: 0,
-        different: 0,
-        keys: [],
-        rowsFetched: 0,
-        narrowingRounds: 0,
-      };
-      if (!verdict.equal) {
-        const larger = largerCount(ours.rows, theirs.rows);
-        const where = await narrow(
-          point.source,
-          point.target,
-          table,
-          larger,
-          options.fetchLimit ?? 10_000,
-        );
-        const all: RowDifference[] = [];
-        const found = await diffRows(point.source, point.target, table, where.filter, (d) => {
-          if (verdict.keys.length < maxKeys) verdict.keys.push({ kind: d.kind, key: d.key });
-          if (options.repair) all.push(d);
-        });
-        Object.assign(verdict, found, { narrowingRounds: where.rounds });
-        // Equal sums of different rows would need a 64-bit collision: the rows decide.
-        verdict.equal = found.missing + found.extra + found.different === 0;
-        if (all.length > 0) repairs.push({ table, differences: all });
-      }
+      const { verdict, differences } = await compareTable(point, table, options);
       verdicts.push(verdict);
+      if (differences.length > 0) repairs.push({ table, differences });
     }
     const report: VerifyReport = {
       cluster: options.cluster,
@@ -174,20 +189,8 @@ export async function verifyReplica(options: VerifyReplicaOptions): Promise<Veri
       if (options.repair === "apply") {
         // The source tables are still locked: the replica's batches carry nothing for them
         // until the repair commits, so the target still holds the rows compared.
-        const writer = await connect(options.targetDsn, {
-          applicationName: `${APPLICATION} (repair)`,
-        });
-        try {
-          await query(writer, script.sql, [], "applying the repair to the target").catch(
-            async (error: unknown) => {
-              await query(writer, "ROLLBACK", [], "rolling the repair back").catch(() => {});
-              throw wrapError(error, "the repair was rolled back");
-            },
-          );
-          applied = true;
-        } finally {
-          await closeQuietly(writer);
-        }
+        await applyRepair(options.targetDsn, script.sql);
+        applied = true;
       }
       report.repair = {
         sql: script.sql,
