@@ -84,4 +84,5 @@ export { FileSink, StreamSink } from "./sinks/file/file-sink.js";
 export * from "./sinks/kafka/index.js";
 export { type CommittedMark, type Sink, untilRevoked, type WriteGuard } from "./sinks/sink.js";
 export * from "./stream/index.js";
+export * from "./verify/index.js";
 export { SOFTWARE_VERSION } from "./version.js";
