@@ -56,6 +56,8 @@ interface ReplicateFlags extends OperationsFlags {
   codec?: CodecName;
   jobs: number;
   createTables: boolean;
+  /** False with --no-copy. */
+  copy: boolean;
   untilCaughtUp: boolean;
   pollInterval: number;
   fetchSize: number;
@@ -84,7 +86,8 @@ function parseFeed(text: string): FeedSpec {
   );
 }
 
-function parseDsn(text: string): string {
+/** A DSN given on the command line: a `postgresql://` URI. */
+export function parseDsn(text: string): string {
   if (!/^postgres(ql)?:\/\//i.test(text)) {
     throw new InvalidArgumentError(
       `${JSON.stringify(hidePassword(text))} is not a DSN: write it as postgresql://user:password@host:port/database`,
@@ -289,6 +292,7 @@ async function startWorker(
     },
     createTables: flags.createTables,
     jobs: flags.jobs,
+    ...(flags.copy === false ? { noCopy: true } : {}),
     ...(flags.untilCaughtUp
       ? {
           untilCaughtUp: (sourceDsn: string, targetNode: string) =>
@@ -366,6 +370,12 @@ export function addReplicateCommand(program: Command): void {
       option(
         "--create-tables",
         "create missing target tables with the captured columns, their types and the primary key (otherwise a missing table is an error)",
+      ),
+    )
+    .addOption(
+      option(
+        "--no-copy",
+        "a new replica takes the target's tables as they are, without a copy (the reverse direction after a switchover); refused unless the set's queue has captured nothing yet",
       ),
     )
     .addOption(
