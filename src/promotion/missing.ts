@@ -9,7 +9,7 @@ import { dbNames, ident } from "../config/names.js";
 import { hidePassword } from "../config/set-config.js";
 import { closeQuietly, connect, type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
-import { QUEUE_EVENT_COLUMNS, type QueueEvent, toMutation } from "../relay/pgq-event.js";
+import { type QueueEvent, toMutation } from "../relay/pgq-event.js";
 import { formatSnapshot } from "../replication/snapshot.js";
 import { type ReplicaPosition, readPosition } from "../replication/target-state.js";
 import type { Mutation } from "../stream/types.js";
@@ -133,7 +133,10 @@ export async function readMissing(
   const [schema, name] = table.split(".");
   const events = await query<QueueEvent>(
     source,
-    `SELECT ${QUEUE_EVENT_COLUMNS} FROM ${ident(schema!)}.${ident(name!)}
+    // As text whatever the connection's parsers: the decoder takes PostgreSQL's output.
+    `SELECT ev_id::text AS ev_id, ev_time::text AS ev_time, ev_txid::text AS ev_txid,
+            ev_type, ev_data, ev_extra1, ev_extra2, ev_extra4
+       FROM ${ident(schema!)}.${ident(name!)}
       WHERE NOT pg_visible_in_snapshot(ev_txid::text::xid8, $1::pg_snapshot)
       ORDER BY ev_id`,
     [formatSnapshot(position.endSnapshot)],
