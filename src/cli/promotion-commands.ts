@@ -144,7 +144,7 @@ export function addPromotionCommands(set: Command): void {
         `${result.already ? "already fenced" : "fenced"}: set ${name}, ${record.tables.length} table(s) in ${hidePassword(record.database.dsn)} refuse writes (SQLSTATE ${FENCE_SQLSTATE}) since ${record.fenced_at}`,
       );
       out(
-        `every change captured before the fence lies before tick ${record.tick} of queue ${record.queue}: a replica that has applied up to that tick holds all of it`,
+        `every change captured before the fence is in the queue's batches up to tick ${record.tick} (queue ${record.queue}): a replica whose last batch ends at that tick or later holds all of it`,
       );
       out(`undo with: pgshovel --cluster ${globals(command).cluster} set unfence ${name}`);
     });

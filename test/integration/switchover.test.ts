@@ -53,7 +53,7 @@ describe("planned switchover", () => {
     );
     const fence = await pgshovel(fixture, ["set", "fence", fixture.set]);
     assert.equal(fence.code, 0, fence.stderr);
-    const tick = /before tick (\d+)/.exec(fence.stdout)?.[1];
+    const tick = /up to tick (\d+)/.exec(fence.stdout)?.[1];
     assert.ok(tick, fence.stdout);
     const stopped = await load.done;
     assert.notEqual(stopped.code, 0, "pgbench went on writing through the fence");
