@@ -85,22 +85,24 @@ describe("unplanned failover", () => {
           else rolledBack.push(row.txid);
         }
       };
-      // Load until the replica has applied a good part of it, the worker alive meanwhile.
+      // The load runs throughout: the worker is killed while it writes, then 50 more follow.
+      let killedAt: number | undefined;
+      const load = (async () => {
+        while (killedAt === undefined || i < killedAt + 50) await writeSome(1);
+      })();
+      load.catch(() => {});
       await waitFor(
-        async () => {
-          await writeSome(20);
-          return (
-            Number((await target.query<{ n: string }>("SELECT count(*) AS n FROM t"))[0]!.n) >= 100
-          );
-        },
-        { timeoutMs: 60_000, intervalMs: 1, description: "the replica to apply 100 rows" },
+        async () =>
+          Number((await target.query<{ n: string }>("SELECT count(*) AS n FROM t"))[0]!.n) >= 100,
+        { timeoutMs: 60_000, intervalMs: 20, description: "the replica to apply 100 rows" },
       );
       const busy = await pgshovel(fixture, ["set", "promote", "s", "--target", target.dsn]);
       assert.equal(busy.code, 1);
       assert.match(busy.stderr, /replica worker\(s\) stand for set s/);
       worker.child.kill("SIGKILL");
       await worker.exited;
-      await writeSome(50);
+      killedAt = i;
+      await load;
     } finally {
       await client.end();
     }
