@@ -64,6 +64,7 @@ export {
   type StatusOptions,
 } from "./monitoring/status.js";
 export type { Finding, FindingCode, Level, Thresholds } from "./monitoring/verdict.js";
+export * from "./promotion/index.js";
 export type {
   BatchInfo,
   BatchSource,

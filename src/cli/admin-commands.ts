@@ -16,6 +16,7 @@ import { parseSetConfig, type SetConfigInput } from "../config/set-config.js";
 import { PgshovelError } from "../errors.js";
 import { globals, withAdmin } from "./context.js";
 import { option } from "./options.js";
+import { addPromotionCommands } from "./promotion-commands.js";
 import { addVerifyCommand } from "./verify-command.js";
 
 async function readConfig(file: string | undefined): Promise<SetConfigInput> {
@@ -214,4 +215,5 @@ export function addAdminCommands(program: Command): void {
       process.stderr.write(`version: ${result.version}\n`);
     });
   addVerifyCommand(set);
+  addPromotionCommands(set);
 }

@@ -29,6 +29,7 @@ import {
   maxZookeeperPauseOption,
   option,
   parseConsumer,
+  parseDsn,
   parseDuration,
   parsePositiveInt,
   parseSet,
@@ -54,6 +55,8 @@ interface ReplicateFlags extends OperationsFlags {
   codec?: CodecName;
   jobs: number;
   createTables: boolean;
+  /** False with --no-copy. */
+  copy: boolean;
   untilCaughtUp: boolean;
   pollInterval: number;
   fetchSize: number;
@@ -82,15 +85,7 @@ function parseFeed(text: string): FeedSpec {
   );
 }
 
-function parseDsn(text: string): string {
-  if (!/^postgres(ql)?:\/\//i.test(text)) {
-    throw new InvalidArgumentError(
-      `${JSON.stringify(hidePassword(text))} is not a DSN: write it as postgresql://user:password@host:port/database`,
-    );
-  }
-  return text;
-}
-
+/** A DSN given on the command line: a `postgresql://` URI. */
 function kafkaReadOptions(
   flags: ReplicateFlags,
   cluster: string,
@@ -266,6 +261,7 @@ async function startWorker(
     },
     createTables: flags.createTables,
     jobs: flags.jobs,
+    ...(flags.copy === false ? { noCopy: true } : {}),
     ...(flags.untilCaughtUp
       ? {
           untilCaughtUp: (sourceDsn: string, targetNode: string) =>
@@ -343,6 +339,12 @@ export function addReplicateCommand(program: Command): void {
       option(
         "--create-tables",
         "create missing target tables with the captured columns, their types and the primary key (otherwise a missing table is an error)",
+      ),
+    )
+    .addOption(
+      option(
+        "--no-copy",
+        "a new replica takes the target's tables as they are, without a copy (the reverse direction after a switchover); refused unless the set's queue has captured nothing yet",
       ),
     )
     .addOption(

@@ -5,13 +5,12 @@
  * 1 different, 2 trouble (a usage error, a database or ZooKeeper that failed, a replica
  * that did not reach the point), so that a script never takes trouble for a difference.
  */
-import { type Command, InvalidArgumentError } from "commander";
-import { hidePassword } from "../config/set-config.js";
+import type { Command } from "commander";
 import { describeError } from "../errors.js";
 import type { TableVerdict, VerifyReport } from "../verify/types.js";
 import { verifySet } from "../verify/verifier.js";
 import { withAdmin } from "./context.js";
-import { option, parseDuration, parsePositiveInt, parseSet } from "./options.js";
+import { option, parseDsn, parseDuration, parsePositiveInt, parseSet } from "./options.js";
 
 /** Options of `set verify`, parsed. */
 interface VerifyFlags {
@@ -27,15 +26,6 @@ interface VerifyFlags {
 
 /** Exit code of a verify that could not decide. */
 export const VERIFY_TROUBLE = 2;
-
-function parseTargetDsn(text: string): string {
-  if (!/^postgres(ql)?:\/\//i.test(text)) {
-    throw new InvalidArgumentError(
-      `${JSON.stringify(hidePassword(text))} is not a DSN: write it as postgresql://user:password@host:port/database`,
-    );
-  }
-  return text;
-}
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), ...value.split(",").filter((name) => name.length > 0)];
@@ -128,7 +118,7 @@ export function addVerifyCommand(set: Command): void {
     .argument("<name>", "set name", parseSet)
     .addOption(
       option("--target <dsn>", "the replica database, postgresql://user:password@host:port/db")
-        .argParser(parseTargetDsn)
+        .argParser(parseDsn)
         .makeOptionMandatory(),
     )
     .addOption(

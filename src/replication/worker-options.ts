@@ -80,6 +80,11 @@ export interface WorkerOptions {
   createTables: boolean;
   /** Tables copied at once in a bootstrap. */
   jobs: number;
+  /**
+   * A new replica takes the target's tables as they are instead of copying them, refused
+   * unless the set's queue has captured nothing (after a switchover; see adopt.ts).
+   */
+  noCopy?: boolean;
   /** With it, the run ends ({@link WorkerOutcome} "caught-up") once the probe's rule holds. */
   untilCaughtUp?: (sourceDsn: string, targetNode: string) => CaughtUpProbe;
   progress?: (tables: string[]) => CopyReporter;
