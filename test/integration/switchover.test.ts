@@ -1,9 +1,9 @@
 /**
  * A planned switchover end to end under pgbench: the set fenced (pgbench's writes refused
- * with the fence's error), the replica caught up and equal, promoted, a reversed set on the
- * new primary replicated to the old one without a copy, pgbench on the new primary (its
- * bigserial keys do not collide with the old ones), the old primary equal and still fenced
- * for ordinary writers; then unfenced.
+ * with the fence's error), the replica caught up and proven equal by set verify, promoted,
+ * a reversed set on the new primary replicated to the old one without a copy, pgbench on the
+ * new primary (its bigserial keys do not collide with the old ones), the old primary equal
+ * (set verify in the new direction) and still fenced for ordinary writers; then unfenced.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -60,9 +60,22 @@ describe("planned switchover", () => {
     assert.match(stopped.stderr, /fenced by pgshovel set s/);
     assert.equal(await failureCode(old, HISTORY_INSERT), "25006");
 
-    // The replica catches up to the fence and equals the old primary.
-    const caughtUp = await runReplicate(fixture, ["--until-caught-up"]);
-    assert.equal(caughtUp.code, 0, caughtUp.stderr.slice(-3000));
+    // The replica catches up past the fence, and set verify proves it equal there; then its
+    // worker stops, since a promotion refuses while one stands.
+    const worker = startPgshovel(fixture, ["replicate", fixture.set, "--target", next.dsn]);
+    try {
+      const verified = await pgshovel(fixture, [
+        "set",
+        "verify",
+        fixture.set,
+        "--target",
+        next.dsn,
+      ]);
+      assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+      assert.match(verified.stdout, /OK: 4 table\(s\) equal/);
+    } finally {
+      await stopRelay(worker, 15_000);
+    }
     await assertReplicaEqual(fixture);
     const [position] = await next.query<{ tick: string }>(
       `SELECT end_tick_id::text AS tick FROM pgshovel_${fixture.cluster}.replica_position WHERE set_name = 's'`,
@@ -97,6 +110,9 @@ describe("planned switchover", () => {
       const ran = await onNew.done;
       assert.equal(ran.code, 0, `pgbench on the new primary failed: ${ran.stderr.slice(-2000)}`);
       await waitForEqual(next, old);
+      const back = await pgshovel(fixture, ["set", "verify", "r", "--target", old.dsn]);
+      assert.equal(back.code, 0, back.stdout + back.stderr);
+      assert.match(back.stdout, /OK: 4 table\(s\) equal/);
       // The old primary still refuses ordinary writers while it follows the new one.
       assert.equal(await failureCode(old, HISTORY_INSERT), "25006");
     } finally {
