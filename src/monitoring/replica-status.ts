@@ -9,7 +9,7 @@ import { dbNames, zkPaths } from "../config/names.js";
 import { hidePassword } from "../config/set-config.js";
 import { readCandidates } from "../coordination/leadership.js";
 import { closeQuietly, connect, type PgClient, query } from "../database/postgres.js";
-import { describeError, isPgshovelError } from "../errors.js";
+import { describeError } from "../errors.js";
 import { readPosition } from "../replication/target-state.js";
 import { type ConsumerState, type QueueInfo, readTicksBehind } from "./pgq-info.js";
 import { scrubText } from "./scrub.js";
@@ -162,13 +162,8 @@ export async function readReplicas(
   queue: QueueView,
   timeoutMs: number,
 ): Promise<ReplicaStatus[]> {
-  let targets: string[];
-  try {
-    targets = (await ctx.zk.children(zkPaths.replicas(ctx.cluster, set))).sort();
-  } catch (error) {
-    if (isPgshovelError(error, "NOT_FOUND")) return [];
-    throw error;
-  }
+  // No node yet (no replica ever ran): no children.
+  const targets = (await ctx.zk.children(zkPaths.replicas(ctx.cluster, set))).sort();
   const replicas: ReplicaStatus[] = [];
   for (const targetNode of targets) {
     const found = await readCandidates(
