@@ -78,9 +78,16 @@ export class BehindSampler {
     await closeQuietly(client);
   }
 
-  /** Closes the connection. */
-  async close(): Promise<void> {
+  /** Forgets the position (the worker stands by again) and closes the connection. */
+  async forget(): Promise<void> {
     this.dsn = undefined;
+    this.endTick = undefined;
+    this.last = undefined;
     await this.reset();
+  }
+
+  /** Closes the connection. */
+  close(): Promise<void> {
+    return this.forget();
   }
 }

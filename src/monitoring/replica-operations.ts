@@ -1,7 +1,8 @@
 /**
  * What a replica worker process adds around its loop for its operators, as a relay does:
- * the progress log line (with the batches still to apply, read from the source), error reporting (`--sentry-dsn`), metrics and health
- * (`--metrics-listen`). All of it is fed by the worker's observer.
+ * the progress log line (with the batches still to apply, read from the source), error
+ * reporting (`--sentry-dsn`), metrics and health (`--metrics-listen`). All of it is fed by
+ * the worker's observer.
  */
 import { dbNames } from "../config/names.js";
 import type { Logger } from "../log.js";
@@ -72,6 +73,8 @@ export async function startReplicaOperations(
   const observer: WorkerObserver = {
     state(state) {
       tally.state = state;
+      // A worker standing by again has no position of its own to be behind from.
+      if (state === "standby" || state === "stopped") void behind.forget();
       metrics?.state?.(state);
     },
     batch(event) {
