@@ -258,6 +258,9 @@ async function startWorker(
       host: hostname(),
       startedAt: new Date().toISOString(),
       target: target.description,
+      // For status: where the batches come from, and the queue feed's consumer when given.
+      from: flags.from.kind,
+      consumer: streamed ? null : (flags.consumerId ?? null),
     },
     createTables: flags.createTables,
     jobs: flags.jobs,
