@@ -2,7 +2,7 @@ import { DEFAULT_CONSUMER, dbNames, ident } from "../config/names.js";
 import { type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
 import type { CatalogTable } from "./catalog.js";
-import { captureSql } from "./sql.js";
+import { type CaptureMode, captureSql, type QueueTables } from "./sql.js";
 
 /**
  * Fails with DATABASE_NOT_READY unless the server can host a set: PgQ is
@@ -121,6 +121,34 @@ export async function removeSetTriggers(
   }
 }
 
+/** The layout of a queue's event tables, which a set-based capture function writes to directly. */
+async function queueTables(client: PgClient, queue: string): Promise<QueueTables> {
+  const row = await query<{ id: number; prefix: string; tables: number; seq: string }>(
+    client,
+    `SELECT queue_id AS id, queue_data_pfx AS prefix, queue_ntables AS tables, queue_event_seq AS seq
+       FROM pgq.queue WHERE queue_name = $1`,
+    [queue],
+    "reading the PgQ queue's event tables",
+  );
+  const { id, prefix, tables, seq } = row.rows[0]!;
+  return { name: queue, id, dataPrefix: prefix, tables, eventSeq: seq };
+}
+
+/**
+ * Statement-level capture for plain tables. A partitioned table or one with inheritance
+ * children keeps row triggers: its statement triggers would see its children's rows as its
+ * own, and a row moved between partitions is not an UPDATE to a partition's triggers.
+ */
+async function captureMode(client: PgClient, relid: number): Promise<CaptureMode> {
+  const row = await query<{ plain: boolean }>(
+    client,
+    "SELECT relkind = 'r' AND NOT relhassubclass AS plain FROM pg_catalog.pg_class WHERE oid = $1",
+    [relid],
+    "reading the catalog",
+  );
+  return row.rows[0]?.plain ? "statement" : "row";
+}
+
 /**
  * Creates the set's queue when missing and (re)creates one capture function
  * and its triggers per table; tables no longer in the set lose theirs.
@@ -150,19 +178,42 @@ export async function installSet(
   );
   await removeSetTriggers(client, cluster, set);
   for (const table of options.tables) {
-    for (const statement of captureSql({
-      cluster,
-      set,
-      table,
-      configVersion: options.configVersion,
-    })) {
-      await query(
-        client,
-        statement,
-        [],
-        `installing the capture trigger on ${table.schema}.${table.name}`,
-      );
-    }
+    await installTableCapture(client, { cluster, set, table, configVersion: options.configVersion });
+  }
+}
+
+/**
+ * (Re)creates one table's capture function and triggers. The mode is chosen from the table's
+ * kind unless given (benchmarks compare both on the same table).
+ */
+export async function installTableCapture(
+  client: PgClient,
+  options: {
+    cluster: string;
+    set: string;
+    table: CatalogTable;
+    configVersion: number;
+    mode?: CaptureMode;
+  },
+): Promise<void> {
+  const { cluster, set, table } = options;
+  const queue = await queueTables(client, dbNames.queue(cluster, set));
+  const statements = captureSql({
+    cluster,
+    set,
+    table,
+    configVersion: options.configVersion,
+    queue,
+    mode: options.mode ?? (await captureMode(client, table.relid)),
+    old: "full",
+  });
+  for (const statement of statements) {
+    await query(
+      client,
+      statement,
+      [],
+      `installing the capture trigger on ${table.schema}.${table.name}`,
+    );
   }
 }
 

@@ -1,0 +1,77 @@
+import { ident, literal } from "../config/names.js";
+import type { CatalogColumn } from "./catalog.js";
+
+// Types whose JSON rendering is exact: emitted natively; everything else as PostgreSQL's text output.
+const NATIVE_JSON_TYPES = new Set([16 /* bool */, 21 /* int2 */, 23 /* int4 */]);
+// json_build_object takes at most 100 arguments: 50 columns.
+const COLUMNS_PER_CALL = 50;
+
+/**
+ * Which row a generated expression reads: `OLD`/`NEW` in a row trigger, the
+ * aliases of the transition tables in a statement trigger.
+ */
+export type RowRef = string;
+
+/** A column's value as the stream renders it: native JSON for exact types, else text. */
+export function valueExpression(row: RowRef, column: CatalogColumn): string {
+  const ref = `${row}.${ident(column.name)}`;
+  return NATIVE_JSON_TYPES.has(column.typeOid) ? ref : `${ref}::pg_catalog.text`;
+}
+
+/** A JSON object of the given columns of one row (jsonb past 50 columns). */
+export function rowExpression(row: RowRef, columns: CatalogColumn[]): string {
+  const pairs = columns.map((column) => `${literal(column.name)}, ${valueExpression(row, column)}`);
+  if (pairs.length <= COLUMNS_PER_CALL) return `pg_catalog.json_build_object(${pairs.join(", ")})`;
+  const chunks: string[] = [];
+  for (let i = 0; i < pairs.length; i += COLUMNS_PER_CALL) {
+    chunks.push(
+      `pg_catalog.jsonb_build_object(${pairs.slice(i, i + COLUMNS_PER_CALL).join(", ")})`,
+    );
+  }
+  return `(${chunks.join(" OPERATOR(pg_catalog.||) ")})`;
+}
+
+/** The binary image of some columns of a row, for `*=` / `*<>` comparisons that need no casts. */
+export function imageExpression(row: RowRef, columns: CatalogColumn[]): string {
+  return `(ROW(${columns.map((c) => `${row}.${ident(c.name)}`).join(", ")}))::pg_catalog.record`;
+}
+
+/** One `"name":value` member of a JSON object built as text. */
+function member(row: RowRef, column: CatalogColumn): string {
+  const key = literal(`${JSON.stringify(column.name)}:`);
+  const value = `pg_catalog.to_json(${valueExpression(row, column)})::pg_catalog.text`;
+  return `${key} OPERATOR(pg_catalog.||) COALESCE(${value}, 'null')`;
+}
+
+/**
+ * The narrow before-image of `old: key`: the identity columns, then (for an UPDATE) each other
+ * column whose binary image changed, in the table's order. Built as text because
+ * json_build_object cannot leave a member out; concat_ws skips the NULL of an unchanged column.
+ */
+export function keyImageExpression(
+  oldRow: RowRef,
+  newRow: RowRef | undefined,
+  columns: CatalogColumn[],
+  identity: string[],
+): string {
+  const parts = columns.map((column) => {
+    if (identity.includes(column.name) || newRow === undefined) {
+      return identity.includes(column.name) ? member(oldRow, column) : undefined;
+    }
+    const changed = `${imageExpression(oldRow, [column])} OPERATOR(pg_catalog.*<>) ${imageExpression(newRow, [column])}`;
+    return `CASE WHEN ${changed} THEN ${member(oldRow, column)} END`;
+  });
+  const present = parts.filter((p): p is string => p !== undefined);
+  // concat_ws takes at most 100 arguments: chunks, each NULL when empty so no comma doubles.
+  const chunks: string[] = [];
+  for (let i = 0; i < present.length; i += COLUMNS_PER_CALL) {
+    const chunk = present.slice(i, i + COLUMNS_PER_CALL).join(", ");
+    chunks.push(`NULLIF(pg_catalog.concat_ws(',', ${chunk}), '')`);
+  }
+  return `('{' OPERATOR(pg_catalog.||) pg_catalog.concat_ws(',', ${chunks.join(", ")}) OPERATOR(pg_catalog.||) '}')::pg_catalog.json`;
+}
+
+/** The identity of a row as text, compared across transition tables and read-back events. */
+export function identityText(row: RowRef, identity: CatalogColumn[]): string {
+  return `pg_catalog.json_build_array(${identity.map((c) => `${row}.${ident(c.name)}::pg_catalog.text`).join(", ")})::pg_catalog.text`;
+}
