@@ -195,6 +195,7 @@ export async function resolveTables(
       columns: monitored,
       relid: row.relid,
       columnTypes: monitored.map((name) => byName.get(name)!),
+      ...(table.old === "key" ? { old: "key" as const } : {}),
     });
   }
   return resolved;

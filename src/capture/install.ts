@@ -178,7 +178,12 @@ export async function installSet(
   );
   await removeSetTriggers(client, cluster, set);
   for (const table of options.tables) {
-    await installTableCapture(client, { cluster, set, table, configVersion: options.configVersion });
+    await installTableCapture(client, {
+      cluster,
+      set,
+      table,
+      configVersion: options.configVersion,
+    });
   }
 }
 
@@ -205,7 +210,7 @@ export async function installTableCapture(
     configVersion: options.configVersion,
     queue,
     mode: options.mode ?? (await captureMode(client, table.relid)),
-    old: "full",
+    old: table.old ?? "full",
   });
   for (const statement of statements) {
     await query(

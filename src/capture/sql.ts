@@ -1,5 +1,5 @@
 import { dbNames, ident, literal } from "../config/names.js";
-import { identityText, imageExpression, rowExpression } from "./row-json.js";
+import { imageExpression, rowExpression } from "./row-json.js";
 import {
   type CaptureSpec,
   captureFunctionName,
@@ -73,10 +73,18 @@ END`;
     ident(statementTriggerName(spec, op)),
   );
   const identity = identityColumns(table);
+  // No column list: a BEFORE trigger may change a key that the UPDATE does not set. The
+  // comparison is of each key column's text, as the statement trigger pairs rows.
+  const keyChanged = identity
+    .map(
+      (c) =>
+        `OLD.${ident(c.name)}::pg_catalog.text IS DISTINCT FROM NEW.${ident(c.name)}::pg_catalog.text`,
+    )
+    .join(" OR ");
   const rowTriggerSql = statement
     ? `CREATE TRIGGER ${rowTrigger}
-       AFTER UPDATE OF ${identity.map((c) => ident(c.name)).join(", ")} ON ${target}
-       FOR EACH ROW WHEN (${identityText("OLD", identity)} IS DISTINCT FROM ${identityText("NEW", identity)})
+       AFTER UPDATE ON ${target}
+       FOR EACH ROW WHEN (${keyChanged})
        EXECUTE FUNCTION ${fn}()`
     : `CREATE TRIGGER ${rowTrigger}
        AFTER INSERT OR UPDATE OF ${cols.map((c) => ident(c.name)).join(", ")} OR DELETE ON ${target}

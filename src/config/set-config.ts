@@ -10,6 +10,7 @@ const tableSchema = z
     schema: z.string().min(1, "must not be empty").default("public"),
     primary_keys: z.array(columnName).min(1, "must list at least one column").optional(),
     columns: z.array(columnName).min(1, "must list at least one column").optional(),
+    old: z.enum(["full", "key"], { message: 'must be "full" or "key"' }).optional(),
   })
   .strict();
 
@@ -31,6 +32,8 @@ export interface ResolvedTable {
   primary_keys: string[];
   /** Monitored columns, always including the primary key columns. */
   columns: string[];
+  /** The before-image of UPDATE and DELETE events: every monitored column (absent: "full"), or the key and the changed columns. */
+  old?: "full" | "key";
 }
 
 /** A set configuration as stored in ZooKeeper. */
