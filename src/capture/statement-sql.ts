@@ -39,25 +39,37 @@ export function statementBranch(spec: CaptureSpec): string {
         `o.${ident(c.name)}::pg_catalog.text OPERATOR(pg_catalog.=) n.${ident(c.name)}::pg_catalog.text`,
     )
     .join(" AND ");
+  // A FULL JOIN, filtered back to the matched pairs through COALESCE (which the planner cannot
+  // use to make it an inner join), because PL/pgSQL keeps the plan it made for the first
+  // statement: a nested loop planned for one row would be quadratic for the next bulk
+  // UPDATE. A full join can only be a hash or merge join, fine at any size.
   const updates = `SELECT 'UPDATE' AS ev_type, pg_catalog.json_build_object('old', ${oldImageExpression(spec, "o", "n")}, 'new', ${newRow("n")})::pg_catalog.text AS ev_data
-      FROM pgs_old o JOIN pgs_new n ON ${keyJoin}
-     WHERE ${imageExpression("o", cols)} OPERATOR(pg_catalog.*<>) ${imageExpression("n", cols)}`;
+      FROM (SELECT true AS "pgshovel paired", * FROM pgs_old) o FULL JOIN (SELECT true AS "pgshovel paired", * FROM pgs_new) n ON ${keyJoin}
+     WHERE COALESCE(o."pgshovel paired", false) AND COALESCE(n."pgshovel paired", false)
+       AND ${imageExpression("o", cols)} OPERATOR(pg_catalog.*<>) ${imageExpression("n", cols)}`;
   const movedKey = `pg_catalog.json_build_array(${identity
     .map((c) => `(ev.ev_data::pg_catalog.json -> 'new') ->> ${literal(c.name)}`)
     .join(", ")})::pg_catalog.text`;
-  const moved = `SELECT ${movedKey} FROM ${qualified(queue.dataPrefix)} ev
-      WHERE ev.ev_txid = pg_catalog.txid_current() AND ev.ev_id >= first_key_change::int8
-        AND ev.ev_type = 'UPDATE' AND ev.ev_extra1 = ${literal(table.schema)} AND ev.ev_extra2 = ${literal(table.name)}`;
+  const moved = `SELECT FROM ${qualified(queue.dataPrefix)} ev
+      WHERE ev.ev_txid = pg_catalog.txid_current() AND ev.ev_id >= $1::int8
+        AND ev.ev_type = 'UPDATE' AND ev.ev_extra1 = ${literal(table.schema)} AND ev.ev_extra2 = ${literal(table.name)}
+        AND ${movedKey} OPERATOR(pg_catalog.=) ${identityText("n", identity)}`;
   const updatesExceptMoved = `${updates}
-       AND ${identityText("n", identity)} NOT IN (${moved})`;
-  const dispatch = (events: string) => {
-    const viaPgq = `PERFORM pgq.insert_event_raw(${literal(queue.name)}, NULL, pg_catalog.now(), NULL, NULL, e.ev_type, e.ev_data, ${extras}) FROM (${events}) e;`;
+       AND NOT EXISTS (${moved})`;
+  // `dynamic`: planned on each call (EXECUTE … USING first_key_change), for the rare statement
+  // with key changes, whose anti-join's best plan depends on how many keys changed.
+  const dispatch = (events: string, dynamic = false) => {
+    const run = (sql: string) =>
+      dynamic ? `EXECUTE ${literal(sql)} USING first_key_change;` : `${sql};`;
+    const viaPgq = run(
+      `SELECT pgq.insert_event_raw(${literal(queue.name)}, NULL, pg_catalog.now(), NULL, NULL, e.ev_type, e.ev_data, ${extras}) FROM (${events}) e`,
+    ).replace(/^SELECT /, "PERFORM ");
     const branches = Array.from({ length: queue.tables }, (_, n) => {
       const target = qualified(`${queue.dataPrefix}_${n}`);
       return `ELSIF q.cur = ${n} THEN
-        INSERT INTO ${target} (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+        ${run(`INSERT INTO ${target} (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
         SELECT pg_catalog.nextval(${literal(queue.eventSeq)}::pg_catalog.regclass), pg_catalog.now(), e.ev_type, e.ev_data, ${extras}
-          FROM (${events}) e;`;
+          FROM (${events}) e`)}`;
     });
     return `IF q.via_pgq THEN
         ${viaPgq}
@@ -81,7 +93,7 @@ export function statementBranch(spec: CaptureSpec): string {
         ${dispatch(updates)}
       ELSE
         PERFORM pg_catalog.set_config(${setting}, '', true);
-        ${dispatch(updatesExceptMoved)}
+        ${dispatch(updatesExceptMoved, true)}
       END IF;
     END IF;
     RETURN NULL;

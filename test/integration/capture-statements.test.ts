@@ -106,6 +106,32 @@ describe("capture: set-based statements", () => {
     );
   });
 
+  test("one session's single-row UPDATEs, then a bulk one, then single-row ones again: all captured", async () => {
+    // The function's plans are made once per session: the first statement's must suit the
+    // bulk one (a nested loop planned for one row would take minutes on 50 000).
+    await withSet(
+      "cap_stmt_plans",
+      [
+        "CREATE TABLE t (id int PRIMARY KEY, v int)",
+        "INSERT INTO t SELECT g, 0 FROM generate_series(1, 50000) g",
+      ],
+      ["t"],
+      async (db, queue) => {
+        const client = await db.connect();
+        try {
+          for (let i = 1; i <= 3; i++) await client.query("UPDATE t SET v = 1 WHERE id = $1", [i]);
+          await client.query("UPDATE t SET v = v + 1");
+          for (let i = 1; i <= 3; i++) await client.query("UPDATE t SET v = 9 WHERE id = $1", [i]);
+        } finally {
+          await client.end();
+        }
+        const events = await readEvents(db, queue);
+        assert.equal(events.length, 3 + 50000 + 3);
+        assert.deepEqual(row(events.at(-1)!, "new"), { id: 3, v: 9 });
+      },
+    );
+  });
+
   test("the queue's tables rotating under bulk statements: every event is delivered once", async () => {
     await withSet(
       "cap_stmt_rotate",
