@@ -56,14 +56,14 @@ BEGIN
     RETURN NULL;
   END IF;${statement ? statementBranch(spec) : ""}
   IF TG_OP = 'INSERT' THEN
-    PERFORM ${raw("INSERT", `pg_catalog.json_build_object('old', NULL, 'new', ${rowExpression("NEW", cols)})::pg_catalog.text`)};
+    PERFORM ${raw("INSERT", `'{"old":null,"new":' OPERATOR(pg_catalog.||) ${rowExpression("NEW", cols)} OPERATOR(pg_catalog.||) '}'`)};
   ELSIF TG_OP = 'UPDATE' THEN
     IF ${imageExpression("OLD", cols)} OPERATOR(pg_catalog.*=) ${imageExpression("NEW", cols)} THEN
       RETURN NULL;
     END IF;
-    event_id := ${raw("UPDATE", `pg_catalog.json_build_object('old', ${oldImageExpression(spec, "OLD", "NEW")}, 'new', ${rowExpression("NEW", cols)})::pg_catalog.text`)};${markKeyChange}
+    event_id := ${raw("UPDATE", `'{"old":' OPERATOR(pg_catalog.||) ${oldImageExpression(spec, "OLD", "NEW")} OPERATOR(pg_catalog.||) ',"new":' OPERATOR(pg_catalog.||) ${rowExpression("NEW", cols)} OPERATOR(pg_catalog.||) '}'`)};${markKeyChange}
   ELSE
-    PERFORM ${raw("DELETE", `pg_catalog.json_build_object('old', ${oldImageExpression(spec, "OLD")}, 'new', NULL)::pg_catalog.text`)};
+    PERFORM ${raw("DELETE", `'{"old":' OPERATOR(pg_catalog.||) ${oldImageExpression(spec, "OLD")} OPERATOR(pg_catalog.||) ',"new":null}'`)};
   END IF;
   RETURN NULL;
 END`;

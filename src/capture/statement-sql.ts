@@ -10,6 +10,15 @@ import {
 } from "./spec.js";
 
 /**
+ * PL/pgSQL plans each statement of the function once per session and keeps that plan, sized
+ * for the transition tables it first saw: a hash join sized for 200 000 rows costs
+ * milliseconds to set up for one row, and a nested loop planned for one row is quadratic
+ * for 200 000. Small and large UPDATE statements therefore run two copies of the same query,
+ * each keeping a plan made for its kind.
+ */
+const SMALL = 100;
+
+/**
  * The statement-level half of a capture function: every event of an INSERT, UPDATE or
  * DELETE statement built from its transition tables (`pgs_old`, `pgs_new`) in one
  * INSERT … SELECT into the queue's current event table.
@@ -28,8 +37,8 @@ export function statementBranch(spec: CaptureSpec): string {
   const identity = identityColumns(table);
   const extras = eventExtras(spec);
   const newRow = (row: string) => rowExpression(row, cols);
-  const inserts = `SELECT 'INSERT' AS ev_type, pg_catalog.json_build_object('old', NULL, 'new', ${newRow("n")})::pg_catalog.text AS ev_data FROM pgs_new n`;
-  const deletes = `SELECT 'DELETE' AS ev_type, pg_catalog.json_build_object('old', ${oldImageExpression(spec, "o")}, 'new', NULL)::pg_catalog.text AS ev_data FROM pgs_old o`;
+  const inserts = `SELECT 'INSERT' AS ev_type, '{"old":null,"new":' OPERATOR(pg_catalog.||) ${newRow("n")} OPERATOR(pg_catalog.||) '}' AS ev_data FROM pgs_new n`;
+  const deletes = `SELECT 'DELETE' AS ev_type, '{"old":' OPERATOR(pg_catalog.||) ${oldImageExpression(spec, "o")} OPERATOR(pg_catalog.||) ',"new":null}' AS ev_data FROM pgs_old o`;
   // Transition tables do not pair rows: an UPDATE pairs them by identity. That is right for
   // every row whose key did not change (its key names one row before and after); the rows
   // whose key changed were captured one by one by the row trigger, and are left out here.
@@ -43,7 +52,7 @@ export function statementBranch(spec: CaptureSpec): string {
   // use to make it an inner join), because PL/pgSQL keeps the plan it made for the first
   // statement: a nested loop planned for one row would be quadratic for the next bulk
   // UPDATE. A full join can only be a hash or merge join, fine at any size.
-  const updates = `SELECT 'UPDATE' AS ev_type, pg_catalog.json_build_object('old', ${oldImageExpression(spec, "o", "n")}, 'new', ${newRow("n")})::pg_catalog.text AS ev_data
+  const updates = `SELECT 'UPDATE' AS ev_type, '{"old":' OPERATOR(pg_catalog.||) ${oldImageExpression(spec, "o", "n")} OPERATOR(pg_catalog.||) ',"new":' OPERATOR(pg_catalog.||) ${newRow("n")} OPERATOR(pg_catalog.||) '}' AS ev_data
       FROM (SELECT true AS "pgshovel paired", * FROM pgs_old) o FULL JOIN (SELECT true AS "pgshovel paired", * FROM pgs_new) n ON ${keyJoin}
      WHERE COALESCE(o."pgshovel paired", false) AND COALESCE(n."pgshovel paired", false)
        AND ${imageExpression("o", cols)} OPERATOR(pg_catalog.*<>) ${imageExpression("n", cols)}`;
@@ -89,11 +98,13 @@ export function statementBranch(spec: CaptureSpec): string {
       ${dispatch(deletes)}
     ELSE
       first_key_change := pg_catalog.current_setting(${setting}, true);
-      IF COALESCE(first_key_change, '') = '' THEN
-        ${dispatch(updates)}
-      ELSE
+      IF COALESCE(first_key_change, '') <> '' THEN
         PERFORM pg_catalog.set_config(${setting}, '', true);
         ${dispatch(updatesExceptMoved, true)}
+      ELSIF (SELECT pg_catalog.count(*) FROM (SELECT FROM pgs_new LIMIT ${SMALL}) s) < ${SMALL} THEN
+        ${dispatch(updates)}
+      ELSE
+        ${dispatch(updates)}
       END IF;
     END IF;
     RETURN NULL;
