@@ -2,6 +2,7 @@ import { DEFAULT_CONSUMER, dbNames, ident } from "../config/names.js";
 import { type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
 import type { CatalogTable } from "./catalog.js";
+import { statementTriggerName } from "./spec.js";
 import { type CaptureMode, captureSql, type QueueTables } from "./sql.js";
 
 /**
@@ -263,8 +264,16 @@ export async function describeSetObjects(
     client,
     `SELECT format('%I.%I:%I', n.nspname, c.relname, t.tgname) AS name
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE t.tgname IN ($1, $2) ORDER BY 1`,
-    [dbNames.trigger(cluster, set), dbNames.truncateTrigger(cluster, set)],
+      WHERE t.tgname = ANY($1::text[]) ORDER BY 1`,
+    [
+      [
+        dbNames.trigger(cluster, set),
+        dbNames.truncateTrigger(cluster, set),
+        ...(["INSERT", "UPDATE", "DELETE"] as const).map((op) =>
+          statementTriggerName({ cluster, set }, op),
+        ),
+      ],
+    ],
     "listing triggers",
   );
   return { queue, triggers: triggers.rows.map((r) => r.name) };

@@ -34,6 +34,14 @@ export function captureSql(spec: CaptureSpec): string[] {
   const raw = (type: string, data: string) =>
     `pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, '${type}', ${data}, ${extras})`;
   const statement = spec.mode === "statement";
+  const identity = identityColumns(table);
+  // A key changed when a key column's text did: the statement trigger pairs rows by that text.
+  const keyChanged = identity
+    .map(
+      (c) =>
+        `OLD.${ident(c.name)}::pg_catalog.text IS DISTINCT FROM NEW.${ident(c.name)}::pg_catalog.text`,
+    )
+    .join(" OR ");
   // In statement mode the row trigger fires only for rows whose key changed; it leaves the
   // id of its first event where the statement trigger looks, so that one skips those rows.
   const setting = literal(keyChangeSetting(spec));
@@ -54,7 +62,14 @@ BEGIN
   IF TG_OP = 'TRUNCATE' THEN
     PERFORM ${raw("TRUNCATE", "'{}'")};
     RETURN NULL;
-  END IF;${statement ? statementBranch(spec) : ""}
+  END IF;${
+    statement
+      ? `${statementBranch(spec)}
+  IF TG_OP <> 'UPDATE' OR NOT (${keyChanged}) THEN
+    RETURN NULL;
+  END IF;`
+      : ""
+  }
   IF TG_OP = 'INSERT' THEN
     PERFORM ${raw("INSERT", `'{"old":null,"new":' OPERATOR(pg_catalog.||) ${rowExpression("NEW", cols)} OPERATOR(pg_catalog.||) '}'`)};
   ELSIF TG_OP = 'UPDATE' THEN
@@ -72,21 +87,10 @@ END`;
   const statementTriggers = (["INSERT", "UPDATE", "DELETE"] as const).map((op) =>
     ident(statementTriggerName(spec, op)),
   );
-  const identity = identityColumns(table);
-  // No column list: a BEFORE trigger may change a key that the UPDATE does not set. The
-  // comparison is of each key column's text, as the statement trigger pairs rows.
-  const keyChanged = identity
-    .map(
-      (c) =>
-        `OLD.${ident(c.name)}::pg_catalog.text IS DISTINCT FROM NEW.${ident(c.name)}::pg_catalog.text`,
-    )
-    .join(" OR ");
-  const rowTriggerSql = statement
-    ? `CREATE TRIGGER ${rowTrigger}
-       AFTER UPDATE ON ${target}
-       FOR EACH ROW WHEN (${keyChanged})
-       EXECUTE FUNCTION ${fn}()`
-    : `CREATE TRIGGER ${rowTrigger}
+  // One row trigger definition in both modes: in statement mode the function returns at once
+  // for INSERT and DELETE rows and for UPDATE rows whose key did not change. (A WHEN clause
+  // could skip those calls, but a trigger for several events cannot name OLD and NEW in it.)
+  const rowTriggerSql = `CREATE TRIGGER ${rowTrigger}
        AFTER INSERT OR UPDATE OF ${cols.map((c) => ident(c.name)).join(", ")} OR DELETE ON ${target}
        FOR EACH ROW EXECUTE FUNCTION ${fn}()`;
   const transition = {
