@@ -14,6 +14,10 @@ export const FIGURE_IDS = [
   "kafka",
   "latency",
   "memory",
+  "replica-apply",
+  "replica-bootstrap",
+  "replica-memory",
+  "replica-latency",
 ] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
 

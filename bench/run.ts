@@ -1,6 +1,7 @@
 /**
  * The benchmark suite's entry point (`make bench`, or
- * `node dist/bench/run.js [--only FIGURE]… [--events N] [--runs N] [--quick] [--profile DIR]`).
+ * `node dist/bench/run.js [--only FIGURE]… [--events N] [--runs N] [--scale N] [--quick] [--profile DIR]`).
+ * `--only replica` stands for the four replica figures.
  * Runs the chosen figures against the local services, each against a
  * baseline measured in the same run, then writes bench/results/latest.json
  * and the table of docs/benchmarks.md. `--quick` runs tiny sizes as a smoke
@@ -15,6 +16,10 @@ import { runCapture } from "./capture.js";
 import { runLatency } from "./latency.js";
 import { describeMachine } from "./machine.js";
 import { runMemory } from "./memory.js";
+import { runReplicaApply } from "./replica-apply.js";
+import { runReplicaBootstrap } from "./replica-bootstrap.js";
+import { runReplicaLatency } from "./replica-latency.js";
+import { runReplicaMemory } from "./replica-memory.js";
 import {
   FIGURE_IDS,
   type FigureId,
@@ -26,9 +31,11 @@ import {
 import { runThroughput } from "./throughput.js";
 
 const USAGE = `usage: node dist/bench/run.js [options]
-  --only FIGURE   run only this figure (repeatable): ${FIGURE_IDS.join(", ")}
+  --only FIGURE   run only this figure (repeatable): ${FIGURE_IDS.join(", ")},
+                  or replica for the four replica-* figures
   --events N      backlog size of the throughput figures (default 500000)
-  --runs N        rounds of the capture and throughput figures (default 3)
+  --runs N        rounds of the capture, throughput and replica figures (default 3)
+  --scale N       pgbench scale of the replica bootstrap figure (default 50)
   --quick         tiny sizes, a smoke run under a minute; writes nothing into the repository
   --profile DIR   write a V8 CPU profile of every spawned relay into DIR
   --help`;
@@ -47,6 +54,7 @@ function parse() {
       only: { type: "string", multiple: true },
       events: { type: "string" },
       runs: { type: "string" },
+      scale: { type: "string" },
       quick: { type: "boolean", default: false },
       profile: { type: "string" },
       help: { type: "boolean", default: false },
@@ -57,7 +65,9 @@ function parse() {
     console.log(USAGE);
     process.exit(0);
   }
-  const only = (values.only ?? []).flatMap((o) => o.split(","));
+  const only = (values.only ?? [])
+    .flatMap((o) => o.split(","))
+    .flatMap((o) => (o === "replica" ? FIGURE_IDS.filter((id) => id.startsWith("replica-")) : [o]));
   for (const id of only) {
     if (!(FIGURE_IDS as readonly string[]).includes(id))
       throw new Error(`--only ${id}: not a figure (${FIGURE_IDS.join(", ")})`);
@@ -68,6 +78,7 @@ function parse() {
     quick,
     events: positiveInt("events", values.events) ?? (quick ? 20_000 : 500_000),
     runs: positiveInt("runs", values.runs),
+    scale: positiveInt("scale", values.scale) ?? (quick ? 1 : 50),
     profileDir: values.profile,
   };
 }
@@ -133,6 +144,30 @@ async function main(): Promise<void> {
         log,
       }),
     );
+  }
+  if (figures.has("replica-apply")) {
+    results.push(
+      await runReplicaApply({
+        mutations: quick ? 8_000 : 200_000,
+        rounds: options.runs ?? (quick ? 1 : 3),
+        log,
+      }),
+    );
+  }
+  if (figures.has("replica-bootstrap")) {
+    results.push(
+      await runReplicaBootstrap({
+        scale: options.scale,
+        rounds: options.runs ?? (quick ? 1 : 2),
+        log,
+      }),
+    );
+  }
+  if (figures.has("replica-memory")) {
+    results.push(await runReplicaMemory({ rows: quick ? 20_000 : 1_000_000, log }));
+  }
+  if (figures.has("replica-latency")) {
+    results.push(await runReplicaLatency({ seconds: quick ? 4 : 20, rate: 200, log }));
   }
   const command = `node dist/bench/run.js ${process.argv.slice(2).join(" ")}`.trim();
   const out = quick

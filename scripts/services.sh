@@ -6,6 +6,7 @@
 #
 # Usage: scripts/services.sh up|down|status
 #        scripts/services.sh start|stop|restart|kill NAME    NAME: postgres|pgqd|zookeeper|kafka
+#        scripts/services.sh install prometheus              tools the tests run themselves
 #
 # Everything (data, configs, logs, pid files) lives in $PGSHOVEL_STACK_DIR (default: .services in
 # the repository root). `up` also writes $PGSHOVEL_STACK_DIR/env, sourceable by bash and make.
@@ -115,6 +116,9 @@ ensure_installed() {
       install_packages openjdk-17-jre-headless maven
       ensure_kafka_lib
       ;;
+    # Not a service of the stack: the metrics tests start private instances, and promtool
+    # checks the shipped alert rules. Its package's own service is kept from starting.
+    prometheus) install_packages prometheus ;;
   esac
 }
 
@@ -617,7 +621,7 @@ lock() {
 }
 
 usage() {
-  echo "usage: $0 up|down|status | start|stop|restart|kill postgres|pgqd|zookeeper|kafka" >&2
+  echo "usage: $0 up|down|status | start|stop|restart|kill postgres|pgqd|zookeeper|kafka | install prometheus" >&2
   exit 2
 }
 
@@ -625,6 +629,7 @@ cmd="${1:-}"
 case "$cmd" in
   up)
     lock
+    ensure_installed prometheus
     start_postgres
     start_pgqd
     start_zookeeper
@@ -642,6 +647,11 @@ case "$cmd" in
     ;;
   status)
     for s in "${SERVICES[@]}"; do status_line "$s"; done
+    ;;
+  install)
+    [ "${2:-}" = prometheus ] || die "unknown tool '${2:-}' (prometheus)"
+    lock
+    ensure_installed prometheus
     ;;
   start | stop | restart | kill)
     check_name "${2:-}"

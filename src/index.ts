@@ -37,6 +37,13 @@ export {
 } from "./config/set-config.js";
 export * from "./consumer/index.js";
 export {
+  LeaderLease,
+  type LeaderLeaseOptions,
+  type LeaseEnd,
+  LeaseEnded,
+  type LeaseSession,
+} from "./coordination/leader-lease.js";
+export {
   type Election,
   Leadership,
   type LeadershipOptions,
@@ -50,12 +57,20 @@ export {
 export { ERROR_CODES, type ErrorCode, isPgshovelError, PgshovelError } from "./errors.js";
 export * from "./kafka/index.js";
 export { createLogger, type Logger, silentLogger } from "./log.js";
+export {
+  type ClusterStatus,
+  collectStatus,
+  type SetStatus,
+  type StatusOptions,
+} from "./monitoring/status.js";
+export type { Finding, FindingCode, Level, Thresholds } from "./monitoring/verdict.js";
 export type {
   BatchInfo,
   BatchSource,
   BatchSourceFactory,
   ConsumerInfo,
 } from "./relay/batch-source.js";
+export type { FinishedBatch, RelayObserver, StandAgainReason } from "./relay/observer.js";
 export type {
   RelayDiagnostics,
   RelayOptions,
@@ -67,6 +82,6 @@ export { Relay } from "./relay/relay.js";
 export * from "./replication/index.js";
 export { FileSink, StreamSink } from "./sinks/file/file-sink.js";
 export * from "./sinks/kafka/index.js";
-export type { CommittedMark, Sink } from "./sinks/sink.js";
+export { type CommittedMark, type Sink, untilRevoked, type WriteGuard } from "./sinks/sink.js";
 export * from "./stream/index.js";
 export { SOFTWARE_VERSION } from "./version.js";

@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { checkClusterName } from "../config/names.js";
+import { checkClusterName, checkSetName } from "../config/names.js";
 import { PgshovelError } from "../errors.js";
 import { LOG_FORMATS, LOG_LEVELS } from "../log.js";
 
@@ -80,4 +80,23 @@ export function addGlobalOptions(program: Command): Command {
         .choices(LOG_FORMATS)
         .default("pretty"),
     );
+}
+
+/** A PgQ consumer id given on the command line. */
+export function parseConsumer(text: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(text)) {
+    throw new InvalidArgumentError(
+      `${JSON.stringify(text)} is not a consumer id: use 1 to 64 characters from [A-Za-z0-9_.-]`,
+    );
+  }
+  return text;
+}
+
+/** A set name given on the command line, checked as every set name is. */
+export function parseSet(text: string): string {
+  try {
+    return checkSetName(text);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }

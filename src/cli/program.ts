@@ -2,8 +2,11 @@ import { Command, CommanderError } from "commander";
 import { describeError, PgshovelError } from "../errors.js";
 import { SOFTWARE_VERSION } from "../version.js";
 import { addAdminCommands } from "./admin-commands.js";
+import { addConsumersCommand } from "./consumers-command.js";
 import { addGlobalOptions } from "./options.js";
 import { addRelayCommand, relayProgram } from "./relay-command.js";
+import { addReplicateCommand } from "./replicate-command.js";
+import { addStatusCommand } from "./status-command.js";
 import { addStreamCommand } from "./stream-command.js";
 
 /** Builds the command tree of one of pgshovel's programs. */
@@ -23,7 +26,10 @@ export function buildProgram(entry: string): Command {
   if (entry === "pgshovel") {
     addAdminCommands(program);
     addRelayCommand(program);
+    addReplicateCommand(program);
     addStreamCommand(program);
+    addStatusCommand(program);
+    addConsumersCommand(program);
   }
   return program;
 }
@@ -33,7 +39,8 @@ export async function run(entry: string, argv: string[]): Promise<number> {
   const program = buildProgram(entry);
   try {
     await program.parseAsync(argv, { from: "user" });
-    return 0;
+    // A command may end without an error and still say something is wrong (status).
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? 0 : 2;

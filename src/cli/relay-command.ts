@@ -1,14 +1,23 @@
 import { Command, InvalidArgumentError } from "commander";
 import { ZooKeeper } from "../cluster/zookeeper.js";
-import { checkSetName, DEFAULT_CONSUMER } from "../config/names.js";
+import { DEFAULT_CONSUMER, dbNames } from "../config/names.js";
 import { describeError } from "../errors.js";
+import { type RelayOperations, startRelayOperations } from "../monitoring/relay-operations.js";
 import { untilAborted } from "../relay/abortable.js";
 import { DEFAULT_MAX_SINK_WAIT_MS } from "../relay/options.js";
 import { PgqSource } from "../relay/pgq-source.js";
 import { Relay } from "../relay/relay.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
 import { globals, loggerFor } from "./context.js";
-import { option, parseDuration, parsePositiveInt } from "./options.js";
+import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
+import {
+  type GlobalOptions,
+  option,
+  parseConsumer,
+  parseDuration,
+  parsePositiveInt,
+  parseSet,
+} from "./options.js";
 import { addKafkaOptions, createSink, kafkaOptionsFrom, type SinkSpec } from "./sinks.js";
 import { catchStopSignals, releaseStopSignals } from "./stop-signals.js";
 
@@ -19,7 +28,7 @@ export const RELAY_COMMAND = "relay";
 const STOP_DEADLINE_MS = 9000;
 
 /** Options of the relay command, parsed. */
-interface RelayFlags {
+interface RelayFlags extends OperationsFlags {
   sink: SinkSpec;
   codec?: CodecName;
   consumerId: string;
@@ -38,23 +47,6 @@ function parseSink(text: string): SinkSpec {
   throw new InvalidArgumentError(
     `${JSON.stringify(text)} is not a sink: use stdout, file:PATH or kafka`,
   );
-}
-
-function parseConsumer(text: string): string {
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(text)) {
-    throw new InvalidArgumentError(
-      `${JSON.stringify(text)} is not a consumer id: use 1 to 64 characters from [A-Za-z0-9_.-]`,
-    );
-  }
-  return text;
-}
-
-function parseSet(text: string): string {
-  try {
-    return checkSetName(text);
-  } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
-  }
 }
 
 function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
@@ -109,6 +101,7 @@ function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
         .argParser(parseDuration),
     );
   addKafkaOptions(command);
+  addOperationsOptions(command);
   return command.action(async (set: string, flags: RelayFlags, cmd: Command) => {
     await runRelay(cmd, set, flags);
   });
@@ -119,7 +112,7 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
   const stop = catchStopSignals();
   const { signal } = stop;
   const options = globals(command);
-  const logger = loggerFor(options);
+  let logger = loggerFor(options);
   const onStop = () => {
     logger.info({ signal: stop.received }, "stopping");
     // Whatever is still in flight is safe to abandon: an unfinished batch is sent again.
@@ -131,6 +124,7 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
   if (signal.aborted) onStop();
   else signal.addEventListener("abort", onStop, { once: true });
   let relay: Relay | undefined;
+  let ops: RelayOperations | undefined;
   const diagnose = () => {
     relay?.diagnostics().then(
       (report) => process.stderr.write(`${JSON.stringify({ diagnostics: report })}\n`),
@@ -140,59 +134,95 @@ async function runRelay(command: Command, set: string, flags: RelayFlags): Promi
   try {
     // Every step up to the relay's own run ends at once when a signal comes (exit 0).
     if (signal.aborted) return;
-    const codec = codecByName(flags.codec ?? (flags.sink.kind === "kafka" ? "protobuf" : "json"));
     const consumer = flags.consumerId;
-    const sink = await createSink(flags.sink, {
-      codec,
+    ops = await startRelayOperations({
+      labels: { cluster: options.cluster, set, consumer },
+      queue: dbNames.queue(options.cluster, set),
+      metricsListen: flags.metricsListen,
+      healthStallAfterMs: flags.healthStallAfter,
+      sentryDsn: flags.sentryDsn,
+      secrets: typeof flags.kafkaSaslPassword === "string" ? [flags.kafkaSaslPassword] : [],
+      progressIntervalMs: flags.progressInterval,
       logger,
-      kafka:
-        flags.sink.kind === "kafka"
-          ? kafkaOptionsFrom(flags, { cluster: options.cluster, set, consumer })
-          : undefined,
     });
-    const connect = () =>
-      ZooKeeper.connect({
-        hosts: options.zookeeperHosts,
-        timeoutMs: options.zookeeperTimeout,
-        logger,
-      });
-    logger.info({ hosts: options.zookeeperHosts }, "connecting to ZooKeeper");
-    const zk = await untilAborted(connect(), signal, (late) => late.close());
-    const { cluster } = options;
-    relay = new Relay({
-      zk,
-      reconnect: connect,
-      cluster,
-      set,
-      consumer,
-      sink,
-      source: (dsn) => new PgqSource(dsn, { cluster, set, consumer, fetchSize: flags.fetchSize }),
-      logger,
-      pollIntervalMs: flags.pollInterval,
-      selfTick: flags.selfTick,
-      maxZooKeeperPauseMs: flags.maxZookeeperPause,
-      maxSinkWaitMs: flags.maxSinkWait,
-      retryInitialMs: 200,
-      retryMaxMs: 5000,
-      elect: true,
-    });
+    logger = ops.logger;
+    relay = await startRelay(options, set, flags, ops, signal);
     process.on("SIGUSR1", diagnose);
-    logger.info(
-      { set, consumer, sink: sink.description, codec: codec.name, publisher: relay.publisher },
-      "relay starting",
-    );
     const outcome = await relay.run(signal);
     if (outcome.kind === "dropped")
       process.stderr.write(`set ${set} was dropped; the relay stops\n`);
   } catch (error) {
     if (signal.aborted) return;
+    ops?.failed(error);
     throw error;
   } finally {
     signal.removeEventListener("abort", onStop);
     process.off("SIGUSR1", diagnose);
     releaseStopSignals(false);
     relay?.zookeeper.close();
+    await ops?.close();
   }
+}
+
+/** The sink, the ZooKeeper session and the relay, wired with the operations' wrappers. */
+async function startRelay(
+  options: GlobalOptions,
+  set: string,
+  flags: RelayFlags,
+  ops: RelayOperations,
+  signal: AbortSignal,
+): Promise<Relay> {
+  const { logger } = ops;
+  const consumer = flags.consumerId;
+  const codec = ops.codec(
+    codecByName(flags.codec ?? (flags.sink.kind === "kafka" ? "protobuf" : "json")),
+  );
+  const sink = ops.sink(
+    await createSink(flags.sink, {
+      codec,
+      logger,
+      kafka:
+        flags.sink.kind === "kafka"
+          ? kafkaOptionsFrom(flags, { cluster: options.cluster, set, consumer })
+          : undefined,
+    }),
+  );
+  const connect = () =>
+    ZooKeeper.connect({
+      hosts: options.zookeeperHosts,
+      timeoutMs: options.zookeeperTimeout,
+      logger,
+    });
+  logger.info({ hosts: options.zookeeperHosts }, "connecting to ZooKeeper");
+  const zk = await untilAborted(connect(), signal, (late) => late.close());
+  const { cluster } = options;
+  const relay = new Relay({
+    zk,
+    reconnect: connect,
+    cluster,
+    set,
+    consumer,
+    sink,
+    source: (dsn) => {
+      ops.useDatabase(dsn);
+      return new PgqSource(dsn, { cluster, set, consumer, fetchSize: flags.fetchSize });
+    },
+    logger,
+    pollIntervalMs: flags.pollInterval,
+    selfTick: flags.selfTick,
+    maxZooKeeperPauseMs: flags.maxZookeeperPause,
+    maxSinkWaitMs: flags.maxSinkWait,
+    retryInitialMs: 200,
+    retryMaxMs: 5000,
+    elect: true,
+    ...(ops.observer ? { observer: ops.observer } : {}),
+  });
+  ops.follow(() => relay.diagnostics());
+  logger.info(
+    { set, consumer, sink: sink.description, codec: codec.name, publisher: relay.publisher },
+    "relay starting",
+  );
+  return relay;
 }
 
 /** The root command of a relay-only program (pgshovel-stream-relay, pgshovel-kafka-relay). */

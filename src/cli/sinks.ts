@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { kafkaNames } from "../config/names.js";
 import { PgshovelError } from "../errors.js";
-import { PASSWORD_SASL_MECHANISMS } from "../kafka/options.js";
+import { type KafkaConnectionOptions, PASSWORD_SASL_MECHANISMS } from "../kafka/options.js";
 import type { Logger } from "../log.js";
 import { FileSink, StreamSink } from "../sinks/file/file-sink.js";
 import { COMPRESSIONS, DEFAULT_COMPRESSION } from "../sinks/kafka/compression.js";
@@ -19,26 +19,17 @@ export type SinkSpec = { kind: "stdout" } | { kind: "file"; path: string } | { k
  */
 export type KafkaFlagOptions = Omit<KafkaSinkOptionsInput, "codec">;
 
-/** Adds the Kafka options to a relay command. */
-export function addKafkaOptions(command: Command): void {
+/**
+ * Adds the options that say how to reach Kafka: brokers (with a default, or none: then
+ * the command reads Kafka only when they are given), TLS and SASL.
+ */
+export function addKafkaConnectionOptions(command: Command, defaultBrokers?: string): void {
+  const brokers = option(
+    "--kafka-brokers <list>",
+    "Kafka bootstrap brokers, comma-separated host:port",
+  );
   command
-    .addOption(
-      option(
-        "--kafka-brokers <list>",
-        "Kafka bootstrap brokers, comma-separated host:port",
-      ).default("127.0.0.1:9092"),
-    )
-    .addOption(option("--topic <name>", "Kafka topic (default: <cluster>.<set>.mutations)"))
-    .addOption(
-      option("--compression <codec>", "Kafka record compression")
-        .choices(COMPRESSIONS)
-        .default(DEFAULT_COMPRESSION),
-    )
-    .addOption(
-      option("--replication-factor <n>", "replication factor of a topic the relay creates")
-        .default(1)
-        .argParser(parsePositiveInt),
-    )
+    .addOption(defaultBrokers === undefined ? brokers : brokers.default(defaultBrokers))
     .addOption(option("--kafka-tls", "connect to the brokers with TLS"))
     .addOption(
       option("--kafka-sasl-mechanism <mechanism>", "SASL mechanism").choices(
@@ -51,16 +42,29 @@ export function addKafkaOptions(command: Command): void {
     );
 }
 
+/** Adds the Kafka options to a relay command. */
+export function addKafkaOptions(command: Command): void {
+  addKafkaConnectionOptions(command, "127.0.0.1:9092");
+  command
+    .addOption(option("--topic <name>", "Kafka topic (default: <cluster>.<set>.mutations)"))
+    .addOption(
+      option("--compression <codec>", "Kafka record compression")
+        .choices(COMPRESSIONS)
+        .default(DEFAULT_COMPRESSION),
+    )
+    .addOption(
+      option("--replication-factor <n>", "replication factor of a topic the relay creates")
+        .default(1)
+        .argParser(parsePositiveInt),
+    );
+}
+
 const text = (value: unknown): string | undefined =>
   typeof value === "string" ? value : undefined;
 
-/** Reads the Kafka sink's options out of parsed relay flags. */
-export function kafkaOptionsFrom(
-  flags: Record<string, unknown>,
-  ids: { cluster: string; set: string; consumer: string },
-): KafkaFlagOptions {
+/** Reads how to reach Kafka out of parsed flags (see {@link addKafkaConnectionOptions}). */
+export function kafkaConnectionFrom(flags: Record<string, unknown>): KafkaConnectionOptions {
   // Commander has checked the choices; find() gives the value its literal type.
-  const compression = COMPRESSIONS.find((c) => c === flags.compression);
   const mechanism = PASSWORD_SASL_MECHANISMS.find((m) => m === flags.kafkaSaslMechanism);
   const username = text(flags.kafkaSaslUsername);
   const password = text(flags.kafkaSaslPassword);
@@ -69,13 +73,6 @@ export function kafkaOptionsFrom(
       .split(",")
       .map((b) => b.trim())
       .filter(Boolean),
-    topic: text(flags.topic) ?? kafkaNames.topic(ids.cluster, ids.set),
-    ...(compression === undefined ? {} : { compression }),
-    ...(typeof flags.replicationFactor === "number"
-      ? { replicationFactor: flags.replicationFactor }
-      : {}),
-    transactionalId: kafkaNames.transactionalId(ids.cluster, ids.set, ids.consumer),
-    clientId: `pgshovel-relay-${ids.set}`,
     ...(flags.kafkaTls === true ? { tls: {} } : {}),
     ...(mechanism === undefined
       ? {}
@@ -86,6 +83,24 @@ export function kafkaOptionsFrom(
             ...(password === undefined ? {} : { password }),
           },
         }),
+  };
+}
+
+/** Reads the Kafka sink's options out of parsed relay flags. */
+export function kafkaOptionsFrom(
+  flags: Record<string, unknown>,
+  ids: { cluster: string; set: string; consumer: string },
+): KafkaFlagOptions {
+  const compression = COMPRESSIONS.find((c) => c === flags.compression);
+  return {
+    ...kafkaConnectionFrom(flags),
+    topic: text(flags.topic) ?? kafkaNames.topic(ids.cluster, ids.set),
+    ...(compression === undefined ? {} : { compression }),
+    ...(typeof flags.replicationFactor === "number"
+      ? { replicationFactor: flags.replicationFactor }
+      : {}),
+    transactionalId: kafkaNames.transactionalId(ids.cluster, ids.set, ids.consumer),
+    clientId: `pgshovel-relay-${ids.set}`,
   };
 }
 
@@ -105,7 +120,7 @@ export async function createSink(
       }
       // Loaded only here: the Kafka client costs a file or stdout relay ~70 MB of RSS.
       const { KafkaSink } = await import("../sinks/kafka/kafka-sink.js");
-      return new KafkaSink({ ...context.kafka, codec: context.codec.name, logger: context.logger });
+      return new KafkaSink({ ...context.kafka, codec: context.codec, logger: context.logger });
     }
     default: {
       const unreachable: never = spec;

@@ -45,6 +45,8 @@ export const dbNames = {
   replicaPosition: "replica_position",
   /** A replica's copied tables per set, in the target's cluster schema. */
   replicaTables: "replica_tables",
+  /** Where a replica's stream started per set (the mark taken before its bootstrap snapshot). */
+  replicaMark: "replica_mark",
   /** The PgQ consumer a replica registers on its source's queue: named after the target's node id. */
   replicaConsumer: (targetNode: string) =>
     `pgshovel_replica_${targetNode.replaceAll("-", "").slice(0, 12)}`,
@@ -61,6 +63,10 @@ export const zkPaths = {
   /** Where the relays of one (set, consumer) stand for election: one candidate node each. */
   relayElection: (cluster: string, set: string, consumer: string) =>
     `${zkPaths.relays(cluster, set)}/${consumer}`,
+  replicas: (cluster: string, set: string) => `/${cluster}/replicas/${set}`,
+  /** Where the replica workers of one (set, target database) stand for election, by the target's node id. */
+  replicaElection: (cluster: string, set: string, targetNode: string) =>
+    `${zkPaths.replicas(cluster, set)}/${targetNode}`,
 };
 
 /** Kafka names derived from a cluster, set and consumer, in one place. */

@@ -11,6 +11,11 @@ export interface Election {
    * hand, say): then another candidate may lead, and this one must stop and stand again.
    */
   readonly isLeading: boolean;
+  /**
+   * Aborts once the current term of leadership ends (its node gone, or released), so that
+   * a worker waiting on something stops at once; already aborted while not leading.
+   */
+  readonly termSignal: AbortSignal;
   /** Steps down: the next candidate leads at once. */
   release(): Promise<void>;
 }
@@ -29,12 +34,48 @@ const CANDIDATE = "candidate-";
 /** Wait before watching our node again after ZooKeeper failed to set the watch. */
 const REWATCH_MS = 1_000;
 
+/** One candidate of an election, as its node describes it. */
+export interface Candidate {
+  /** The node's name, `candidate-NNNNNNNNNN`. */
+  node: string;
+  /** The lowest candidate leads. */
+  leading: boolean;
+  /** What the candidate wrote: for a relay its publisher id, pid, host, startedAt and since. */
+  data: Record<string, unknown>;
+}
+
+/** The candidates of an election, the leader first; reads only, so it disturbs no one. */
+export async function readCandidates(zk: ZooKeeper, path: string): Promise<Candidate[]> {
+  const names = (await zk.children(path)).filter((c) => c.startsWith(CANDIDATE)).sort();
+  const candidates: Candidate[] = [];
+  for (const name of names) {
+    const node = await zk.get(`${path}/${name}`);
+    if (!node) continue; // gone meanwhile
+    let data: Record<string, unknown> = {};
+    try {
+      const parsed: unknown = JSON.parse(node.data.toString("utf8"));
+      if (typeof parsed === "object" && parsed !== null) data = parsed as Record<string, unknown>;
+    } catch {
+      // A candidate of an older version, or written by hand: listed without details.
+    }
+    candidates.push({ node: name, leading: candidates.length === 0, data });
+  }
+  return candidates;
+}
+
 /** The error a worker stops with when its candidacy vanished while it led. */
 export function candidacyLost(role: string): PgshovelError {
   return new PgshovelError(
     "FENCED",
     `this ${role}'s candidate node was removed: another ${role} may lead now`,
   );
+}
+
+/** The term of a candidate that does not lead: over before it began. */
+function endedTerm(): AbortController {
+  const controller = new AbortController();
+  controller.abort(new PgshovelError("FENCED", "not leading"));
+  return controller;
 }
 
 /**
@@ -47,6 +88,7 @@ export function candidacyLost(role: string): PgshovelError {
 export class Leadership implements Election {
   private node: string | undefined;
   private leading = false;
+  private term = endedTerm();
 
   constructor(private readonly options: LeadershipOptions) {}
 
@@ -54,18 +96,28 @@ export class Leadership implements Election {
     return this.leading;
   }
 
+  get termSignal(): AbortSignal {
+    return this.term.signal;
+  }
+
+  private stepDown(): void {
+    this.leading = false;
+    if (!this.term.signal.aborted) this.term.abort(candidacyLost(this.options.role));
+  }
+
   async acquire(signal: AbortSignal, describe: Record<string, unknown>): Promise<void> {
     const { zk, path: dir, logger, role } = this.options;
-    this.leading = false;
+    this.stepDown();
     await zk.ensurePath(dir);
     let announced = false;
     for (;;) {
       if (signal.aborted) throw signal.reason;
       // A node of ours that is gone (removed, or its session ended) is replaced by a new
       // one; its name is read again each round, since it changes with the node.
+      // `since` tells status how long this candidacy has stood.
       this.node ??= await zk.createEphemeralSequential(
         `${dir}/${CANDIDATE}`,
-        Buffer.from(JSON.stringify(describe)),
+        Buffer.from(JSON.stringify({ ...describe, since: new Date().toISOString() })),
       );
       const mine = this.node.slice(dir.length + 1);
       const candidates = (await zk.children(dir)).filter((c) => c.startsWith(CANDIDATE)).sort();
@@ -76,6 +128,7 @@ export class Leadership implements Election {
       }
       if (index === 0) {
         this.leading = true;
+        this.term = new AbortController();
         this.watchOwn(this.node);
         logger.info({ node: mine }, `leading: this ${role} is the active one`);
         return;
@@ -119,7 +172,7 @@ export class Leadership implements Election {
       .then(
         (stat) => {
           if (stat || !current()) return;
-          this.leading = false;
+          this.stepDown();
           this.options.logger.warn({ node }, "the candidate node is gone: stepping down");
         },
         // No answer (the connection is down): the set follower pauses the worker meanwhile.
@@ -128,7 +181,7 @@ export class Leadership implements Election {
   }
 
   async release(): Promise<void> {
-    this.leading = false;
+    this.stepDown();
     if (!this.node) return;
     await this.options.zk.remove(this.node).catch(() => {});
     this.node = undefined;

@@ -3,11 +3,16 @@ import type { ZooKeeper } from "../cluster/zookeeper.js";
 import { describeError, isPgshovelError, PgshovelError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { Backoff } from "../retry.js";
+import { LeaderLease, LeaseEnded } from "./leader-lease.js";
 import type { Election } from "./leadership.js";
 import { type Follower, SessionExpired } from "./set-follower.js";
 
-/** Why a worker needs a new ZooKeeper session: its session expired, or a newer publisher fenced it. */
-export type RenewalReason = "session-expired" | "fenced";
+/**
+ * Why a worker needs a new ZooKeeper session: its session expired; ZooKeeper was silent for
+ * the silence bound (treated as an expiry: the session cannot be confirmed alive); or a
+ * newer publisher fenced it.
+ */
+export type RenewalReason = "session-expired" | "silent" | "fenced";
 
 /** What a worker uses within one ZooKeeper session. */
 export interface SessionParts {
@@ -67,10 +72,23 @@ export class WorkerSession {
     return this.#parts.election;
   }
 
+  /**
+   * The right to write from now on, in this session: it ends when ZooKeeper has been silent
+   * for the bound, the session expires, or (with `elect`) the candidacy is gone. Taken once
+   * the worker leads; a worker passes it to whatever writes for it (a sink, an applier).
+   */
+  lease(elect: boolean): LeaderLease {
+    return new LeaderLease({ zk: this.#zk, election: elect ? this.election : undefined });
+  }
+
   /** Whether `error` calls for a new session, and why; undefined when not (or no `reconnect`). */
   renewalReason(error: unknown): RenewalReason | undefined {
     if (!this.options.reconnect) return undefined;
     if (error instanceof SessionExpired || this.follower.hasExpired) return "session-expired";
+    if (error instanceof LeaseEnded) {
+      if (error.why === "expired") return "session-expired";
+      if (error.why === "silent") return "silent";
+    }
     if (isPgshovelError(error, "FENCED")) return "fenced";
     return undefined;
   }

@@ -4,6 +4,7 @@ import type { Follower } from "../coordination/set-follower.js";
 import type { Logger } from "../log.js";
 import type { Sink } from "../sinks/sink.js";
 import type { BatchSourceFactory } from "./batch-source.js";
+import type { RelayObserver } from "./observer.js";
 
 /** How long a relay tries to open its sink (brokers not up yet, say) before giving up: 5 minutes. */
 export const DEFAULT_MAX_SINK_WAIT_MS = 300_000;
@@ -47,6 +48,8 @@ export interface RelayOptions {
    * The relay closes the sessions it replaces; `Relay.zookeeper` is the current one.
    */
   reconnect?: () => Promise<ZooKeeper>;
+  /** Told of state changes, finished batches and retries (metrics, health, progress logs). */
+  observer?: RelayObserver;
 }
 
 /** How a relay run ended. */

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { describeError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { Sink } from "../sinks/sink.js";
+import type { Sink, WriteGuard } from "../sinks/sink.js";
 import { timestampFromDate } from "../stream/timestamp.js";
 import type { BatchRef, Body, Message } from "../stream/types.js";
 
@@ -22,6 +22,8 @@ export class Publisher {
   // Formatting a timestamp per message is measurable at 100k+ messages/s: once per millisecond is enough.
   private stampMs = 0;
   private stampText = "";
+  /** A batch abandoned in a plain sink whose rollback could not be written yet. */
+  private unclosed: BatchRef | undefined;
 
   constructor(
     private readonly sink: Sink,
@@ -47,22 +49,35 @@ export class Publisher {
 
   /**
    * Publishes one batch: `messages` yields its begin, mutations and commit, each made
-   * with the stamp it is given. Resolves once the sink acknowledged the commit.
+   * with the stamp it is given. Resolves once the sink acknowledged the commit. The sink
+   * writes nothing once `guard` says so; a rollback it could not write then is written
+   * before the next batch.
    */
   async publish(
     batch: BatchRef,
     messages: (stamp: Stamp) => AsyncIterable<Message>,
+    guard?: WriteGuard,
   ): Promise<void> {
-    const stamp: Stamp = (body) => this.message(batch, body);
+    if (this.unclosed) await this.sendRollback(this.unclosed, guard);
     const firstSequence = this.sequence;
+    let committed = false;
+    const stamp: Stamp = (body) => {
+      if (body.kind === "commit") committed = true;
+      return this.message(batch, body);
+    };
     try {
-      await this.sink.publishBatch(batch, messages(stamp));
+      await this.sink.publishBatch(batch, messages(stamp), guard);
     } catch (error) {
       if (this.sink.transactional) {
         // Nothing of this batch is visible downstream: its sequence numbers are free again.
         this.sequence = firstSequence;
-      } else {
-        await this.sink.publishBatch(batch, rollback(stamp)).catch((rollbackError) => {
+      } else if (!(committed && guard?.signal.aborted)) {
+        // Stopped by the guard after the sink took the commit, the batch is closed in the
+        // stream: the commit was written (its fsync abandoned) or is kept to be written
+        // first. A rollback would follow a commit; the batch is sent again whole instead,
+        // and consumers drop the copy they saw.
+        await this.sendRollback(batch, guard).catch((rollbackError) => {
+          if (guard?.signal.aborted) return; // written once the relay may write again
           this.logger.warn(
             { err: describeError(rollbackError) },
             "could not publish the rollback of an abandoned batch",
@@ -71,6 +86,25 @@ export class Publisher {
       }
       throw error;
     }
+  }
+
+  /**
+   * Publishes the rollback of `batch`. One the sink did not even take (it refused the
+   * publish outright) is sent again before the next batch; one it took is written or
+   * kept by the sink to be written first.
+   */
+  private async sendRollback(batch: BatchRef, guard: WriteGuard | undefined): Promise<void> {
+    this.unclosed = batch;
+    const before = this.sequence;
+    try {
+      await this.sink.publishBatch(batch, rollback(this.stamper(batch)), guard);
+    } finally {
+      if (this.sequence !== before) this.unclosed = undefined;
+    }
+  }
+
+  private stamper(batch: BatchRef): Stamp {
+    return (body) => this.message(batch, body);
   }
 
   private message(batch: BatchRef, body: Body): Message {

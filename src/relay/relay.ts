@@ -1,27 +1,39 @@
+import { hostname } from "node:os";
 import { clusterNotInitialized, setNotFound } from "../cluster/records.js";
 import type { ZooKeeper } from "../cluster/zookeeper.js";
 import { zkPaths } from "../config/names.js";
+import type { LeaderLease } from "../coordination/leader-lease.js";
 import { candidacyLost, Leadership } from "../coordination/leadership.js";
-import { WorkerSession } from "../coordination/session.js";
+import { type RenewalReason, WorkerSession } from "../coordination/session.js";
 import { requireCurrentVersion, SetFollower } from "../coordination/set-follower.js";
 import { describeError, isPgshovelError, PgshovelError } from "../errors.js";
-import { Backoff, withRetry } from "../retry.js";
-import type { BatchRef, Message } from "../stream/types.js";
+import { Backoff } from "../retry.js";
+import type { BatchRef } from "../stream/types.js";
 import type { BatchInfo, BatchSource } from "./batch-source.js";
+import { configurationMoved, setDropped } from "./configuration-change.js";
 import { CurrentSource } from "./current-source.js";
+import { openSink } from "./open-sink.js";
 import {
   DEFAULT_MAX_SINK_WAIT_MS,
   type RelayDiagnostics,
   type RelayOptions,
   type RelayOutcome,
-  type RelayState,
 } from "./options.js";
+import { RelayProgress } from "./progress.js";
+import { publishBatch } from "./publish-batch.js";
 import { Publisher } from "./publisher.js";
 
-const zooKeeperLost = () =>
-  new PgshovelError("ZOOKEEPER_UNAVAILABLE", "ZooKeeper connection lost mid-batch", {
-    retryable: true,
-  });
+/** When this process started: candidates carry it, so that status can tell a restarted relay. */
+const STARTED_AT = new Date(Date.now() - process.uptime() * 1000).toISOString();
+
+/** What the relay logs when it gives its ZooKeeper session up, by reason. */
+const RENEWAL_LOG: Record<RenewalReason, string> = {
+  fenced:
+    "fenced by a newer Kafka producer: stopped publishing; standing for election again in a new ZooKeeper session",
+  "session-expired": "the ZooKeeper session expired: stopped publishing; opening a new session",
+  silent:
+    "ZooKeeper has not answered for the silence bound: stopped publishing at once; as if the ZooKeeper session expired, opening a new session",
+};
 
 /**
  * The relay: forwards a set's batches to a sink as begin, mutations, commit;
@@ -33,14 +45,12 @@ export class Relay {
   private readonly out: Publisher;
   private readonly session: WorkerSession;
   private readonly source: CurrentSource;
-  private state: RelayState = "starting";
-  private currentBatch: bigint | null = null;
-  private batches = 0;
-  private mutations = 0;
+  private readonly progress: RelayProgress;
   private lastTickAt = 0;
 
   constructor(private readonly options: RelayOptions) {
     const { cluster, set, consumer, logger } = options;
+    this.progress = new RelayProgress(options.observer, logger);
     this.out = new Publisher(options.sink, logger);
     this.source = new CurrentSource(options.source, logger);
     const follower = options.follower ?? ((zk) => new SetFollower(zk, cluster, set, logger));
@@ -76,34 +86,51 @@ export class Relay {
       for (;;) {
         try {
           if (elect) {
-            this.state = "standby";
-            await session.election.acquire(signal, { publisher: this.publisher, pid: process.pid });
+            this.progress.enter("standby");
+            await session.election.acquire(signal, {
+              publisher: this.publisher,
+              pid: process.pid,
+              host: hostname(),
+              startedAt: STARTED_AT,
+            });
           }
-          this.state = "opening sink";
-          await this.openSink(signal);
+          this.progress.enter("opening sink");
+          await openSink(
+            sink,
+            {
+              maxWaitMs: this.options.maxSinkWaitMs ?? DEFAULT_MAX_SINK_WAIT_MS,
+              retryInitialMs: this.options.retryInitialMs,
+              retryMaxMs: this.options.retryMaxMs,
+              isLeading: () => !elect || this.session.election.isLeading,
+              logger,
+            },
+            signal,
+          );
           return await this.loop(signal);
         } catch (error) {
           if (signal.aborted) throw error;
           if (this.deposed(error)) {
+            // `cluster drop --force` removes our candidate node with the set: that is the end.
+            if (await setDropped(this.session.follower, this.options.maxZooKeeperPauseMs, signal)) {
+              logger.info({ set: this.options.set }, "the set was dropped: stopping");
+              return { kind: "dropped" };
+            }
             // Our candidate node vanished while we led: another relay may lead now. Stand
             // again in this session.
             logger.warn(
               "no longer the active relay: stopped publishing; standing for election again",
             );
             await sink.close().catch(() => {});
+            this.progress.notify((o) => o.standingAgain?.("deposed"));
             continue;
           }
           // Either way another relay may lead now: an expired session lost our candidacy,
           // and a fenced Kafka producer means a newer one took the transactional id.
           const why = session.renewalReason(error);
           if (!why) throw error;
-          logger.warn(
-            { hosts: session.zk.hosts },
-            why === "fenced"
-              ? "fenced by a newer Kafka producer: stopped publishing; standing for election again in a new ZooKeeper session"
-              : "the ZooKeeper session expired: stopped publishing; opening a new session",
-          );
-          this.state = "renewing the ZooKeeper session";
+          logger.warn({ hosts: session.zk.hosts, err: describeError(error) }, RENEWAL_LOG[why]);
+          this.progress.enter("renewing the ZooKeeper session");
+          this.progress.notify((o) => o.standingAgain?.(why));
           // A Kafka producer may have been fenced meanwhile: the sink opens again once we lead.
           await session.renew(signal, () => sink.close().catch(() => {}));
         }
@@ -112,50 +139,10 @@ export class Relay {
       if (signal.aborted) return { kind: "stopped" };
       throw error;
     } finally {
-      this.state = "stopped";
+      this.progress.enter("stopped");
       await this.source.close();
       await sink.close().catch(() => {});
       await session.close();
-    }
-  }
-
-  /**
-   * Opens the sink, retrying retryable failures (brokers not started yet, say) with backoff
-   * for up to `maxSinkWaitMs`. The relay leads meanwhile: a sink it cannot reach, a standby
-   * could not reach either, and the bound ends the wait (exit 1, for the supervisor to try
-   * again). A relay that loses its candidacy meanwhile stops waiting and stands again.
-   */
-  private async openSink(signal: AbortSignal): Promise<void> {
-    const { sink, logger, elect } = this.options;
-    const maxWaitMs = this.options.maxSinkWaitMs ?? DEFAULT_MAX_SINK_WAIT_MS;
-    const bound = AbortSignal.timeout(maxWaitMs);
-    try {
-      await withRetry(
-        async () => {
-          if (elect && !this.session.election.isLeading) throw candidacyLost("relay");
-          await sink.open();
-        },
-        {
-          attempts: Number.POSITIVE_INFINITY,
-          initialDelayMs: this.options.retryInitialMs,
-          maxDelayMs: this.options.retryMaxMs,
-          signal: AbortSignal.any([signal, bound]),
-          onRetry: (error, attempt, delayMs) =>
-            logger.warn(
-              { sink: sink.description, attempt, retryInMs: delayMs, err: describeError(error) },
-              "the sink did not open: retrying",
-            ),
-        },
-      );
-    } catch (error) {
-      if (signal.aborted || !bound.aborted || !isPgshovelError(error) || !error.retryable) {
-        throw error;
-      }
-      throw new PgshovelError(
-        error.code,
-        `the sink (${sink.description}) did not open within ${maxWaitMs} ms (--max-sink-wait): ${error.message}`,
-        { cause: error, ...(error.hint === undefined ? {} : { hint: error.hint }) },
-      );
     }
   }
 
@@ -170,15 +157,32 @@ export class Relay {
     );
   }
 
+  /**
+   * Publishes under a lease taken now that the relay leads: once it ends (ZooKeeper silent
+   * for the bound, the session expired, the candidacy gone), the batch in flight is
+   * abandoned at once, even inside the sink, and its reason ends the loop.
+   */
   private async loop(signal: AbortSignal): Promise<RelayOutcome> {
+    const lease = this.session.lease(this.options.elect);
+    try {
+      return await this.leading(signal, lease);
+    } finally {
+      lease.close();
+    }
+  }
+
+  private async leading(outer: AbortSignal, lease: LeaderLease): Promise<RelayOutcome> {
     const { logger, set, elect, maxZooKeeperPauseMs } = this.options;
+    // What the relay waits on (ZooKeeper, polls, backoffs, the sink) stops at either.
+    const signal = AbortSignal.any([outer, lease.signal]);
     const backoff = new Backoff({
       initialDelayMs: this.options.retryInitialMs,
       maxDelayMs: this.options.retryMaxMs,
     });
     let checkSink = true;
     let version: number | undefined;
-    while (!signal.aborted) {
+    while (!outer.aborted) {
+      lease.check();
       if (elect && !this.session.election.isLeading) throw candidacyLost("relay");
       const follower = this.session.follower;
       try {
@@ -191,7 +195,7 @@ export class Relay {
         version = state.version;
         const { source, opened } = await this.source.on(state.config.database.dsn, signal);
         if (opened) checkSink = true;
-        this.state = "polling";
+        this.progress.enter("polling");
         const batch = await this.nextBatch(source);
         if (!batch) {
           await follower.sleep(this.options.pollIntervalMs, signal);
@@ -206,19 +210,34 @@ export class Relay {
               "the sink already holds this batch: finishing it without publishing again",
             );
             await source.finish(batch.id);
+            this.progress.notify((o) => o.batchSkipped?.(batch.id));
             continue;
           }
         }
-        await this.publish(source, batch, ref, signal);
+        this.progress.currentBatch = batch.id;
+        this.progress.enter("publishing");
+        const published = await publishBatch(this.out, source, batch, ref, {
+          signal,
+          lease,
+          follower: this.session.follower,
+          election: this.options.elect ? this.session.election : undefined,
+          logger: this.options.logger,
+        });
         await source.finish(batch.id);
-        this.batches++;
-        this.currentBatch = null;
+        this.progress.finished(published);
         backoff.reset();
       } catch (error) {
-        this.currentBatch = null;
-        if (signal.aborted) break;
+        this.progress.currentBatch = null;
+        if (outer.aborted) break;
+        // Whatever failed, it failed because the lease ended, or after: stop leading.
+        lease.check();
         if (!(error instanceof PgshovelError) || !error.retryable) {
-          if (!(await this.configurationMoved(error, version, signal))) throw error;
+          const moved = await configurationMoved(error, version, this.session.follower, {
+            maxPauseMs: this.options.maxZooKeeperPauseMs,
+            logger: this.options.logger,
+            signal,
+          });
+          if (!moved) throw error;
           // The set changed under the failed call (dropped, moved, tables changed): the
           // next round follows the new configuration.
           await this.source.close();
@@ -234,7 +253,8 @@ export class Relay {
           await this.source.close();
         }
         checkSink = true;
-        this.state = "backing off";
+        this.progress.notify((o) => o.retrying?.({ code: error.code, delayMs: waitMs }));
+        this.progress.enter("backing off");
         await follower.sleep(waitMs, signal);
       }
     }
@@ -255,64 +275,6 @@ export class Relay {
     return source.nextBatch();
   }
 
-  private async publish(
-    source: BatchSource,
-    batch: BatchInfo,
-    ref: BatchRef,
-    signal: AbortSignal,
-  ): Promise<void> {
-    this.currentBatch = batch.id;
-    this.state = "publishing";
-    const ticks = await source.ticks(batch);
-    const { follower, election } = this.session;
-    const elect = this.options.elect;
-    let count = 0;
-    await this.out.publish(ref, async function* (stamp): AsyncGenerator<Message> {
-      yield stamp({ kind: "begin", begin: ticks });
-      for await (const run of source.events(batch.id)) {
-        for (const mutation of run) {
-          if (signal.aborted) throw new PgshovelError("STOPPED", "stopping mid-batch");
-          // Nothing is published that ZooKeeper could not confirm us to lead for.
-          if (!follower.isConnected) throw zooKeeperLost();
-          if (elect && !election.isLeading) throw candidacyLost("relay");
-          count++;
-          yield stamp({ kind: "mutation", mutation });
-        }
-      }
-      yield stamp({ kind: "commit" });
-    });
-    this.mutations += count;
-    this.options.logger.debug({ batch: batch.id.toString(), mutations: count }, "batch published");
-  }
-
-  /**
-   * Whether a database error may come from a configuration change that the watch has
-   * not delivered yet: `set drop` and `set update` commit in the database only after
-   * ZooKeeper, so a relay between the two can find its queue gone ("Not subscriber to
-   * queue") or a table's trigger replaced. ZooKeeper, read again, tells.
-   */
-  private async configurationMoved(
-    error: unknown,
-    version: number | undefined,
-    signal: AbortSignal,
-  ): Promise<boolean> {
-    if (!isPgshovelError(error, "DATABASE_ERROR") || version === undefined) return false;
-    const follower = this.session.follower;
-    follower.invalidate();
-    const state = await follower
-      .confirmed(signal, this.options.maxZooKeeperPauseMs)
-      .catch(() => undefined);
-    if (state === undefined) return false;
-    const moved = state.kind !== "active" || state.version !== version;
-    if (moved) {
-      this.options.logger.info(
-        { err: describeError(error) },
-        "a database error under a configuration that has changed since: following the new one",
-      );
-    }
-    return moved;
-  }
-
   /** A snapshot of what the relay is doing, for SIGUSR1. */
   async diagnostics(): Promise<RelayDiagnostics> {
     const info = await this.source.open?.consumerInfo().catch(() => undefined);
@@ -321,11 +283,11 @@ export class Relay {
       consumer: this.options.consumer,
       publisher: this.publisher,
       sink: this.options.sink.description,
-      state: this.state,
-      currentBatch: this.currentBatch === null ? null : this.currentBatch.toString(),
+      state: this.progress.state,
+      currentBatch: this.progress.currentBatch?.toString() ?? null,
       lastSequence: this.out.lastSequence?.toString() ?? null,
-      batchesPublished: this.batches,
-      mutationsPublished: this.mutations,
+      batchesPublished: this.progress.batches,
+      mutationsPublished: this.progress.mutations,
       lagSeconds: info?.lagSeconds ?? null,
       pendingEvents: info?.pendingEvents ?? null,
     };

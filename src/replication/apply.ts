@@ -7,7 +7,8 @@ import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
 import { convertPgError, type PgClient, query, sqlstate } from "../database/postgres.js";
 import { PgshovelError, wrapError } from "../errors.js";
-import type { Begin, Mutation, Uuid } from "../stream/types.js";
+import type { WriteGuard } from "../sinks/sink.js";
+import type { Begin, Mutation, StreamPosition, Uuid } from "../stream/types.js";
 import { DEFAULT_RUN_LIMITS, RowRun, type RunLimits, TruncateRun } from "./runs.js";
 import { pastSnapshot, visible } from "./snapshot.js";
 import type { ReplicaTable } from "./target-schema.js";
@@ -28,6 +29,8 @@ export interface BatchToApply {
   begin: Begin;
   /** Read once, in order; not read at all when the batch is skipped. Throwing rolls back. */
   mutations: AsyncIterable<Mutation>;
+  /** Where the feed resumes after this batch; stored with the position, in its transaction. */
+  position?: StreamPosition | null;
 }
 
 /** What happened to the mutations of an applied batch. */
@@ -88,8 +91,11 @@ export class BatchApplier {
    * Skipping a table not yet copied is exact: its copy will be taken later, from a
    * snapshot that sees every transaction of every batch applied before it (those
    * batches ended at ticks taken earlier), and the mutations after that are applied.
+   *
+   * With `guard`, nothing is committed once it has ended (checked right before COMMIT); the
+   * caller closes the connection when its signal aborts, which rolls the transaction back.
    */
-  async apply(batch: BatchToApply): Promise<ApplyResult> {
+  async apply(batch: BatchToApply, guard?: WriteGuard): Promise<ApplyResult> {
     const { target, options } = this;
     const doing = `applying batch ${batch.id} of node ${batch.node}`;
     await query(target, "BEGIN", [], doing);
@@ -108,10 +114,14 @@ export class BatchApplier {
           { hint: "run one replica worker per set and target" },
         );
       }
+      // The last moment to refuse: a worker whose lease ended must not commit.
+      guard?.check();
       await query(target, "COMMIT", [], doing);
       return { kind: "applied", node: batch.node, id: batch.id, stats };
     } catch (error) {
       await query(target, "ROLLBACK", [], doing).catch(() => {});
+      // Aborted by the guard: its reason, not the closed connection's error, says why.
+      if (guard?.signal.aborted) throw guard.signal.reason;
       throw wrapError(error, doing);
     }
   }
@@ -131,15 +141,26 @@ export class BatchApplier {
     for (const [name, table] of copied) {
       mayBeInCopy.set(name, !pastSnapshot(batch.begin.start.snapshot, table.snapshot));
     }
-    let run: Run | undefined;
+    // One open run per table: a batch is applied as one transaction with triggers and
+    // foreign keys off, so changes to different tables commute; each table's changes keep
+    // their order (its runs are flushed in order). All open runs are flushed once they hold
+    // `limits.rows` rows together, so memory stays flat whatever the batch.
+    const open = new Map<string, RowRun>();
+    let truncating: TruncateRun | undefined;
+    let buffered = 0;
     // One statement in flight while the next run is gathered: reading the source and
     // writing the target overlap. Its failure surfaces at the next flush or at the end.
     let inFlight: Promise<void> | undefined;
     const flush = async (done: Run) => {
+      if (done instanceof RowRun) buffered -= done.size;
       if (inFlight) await inFlight;
       stats.statements++;
       inFlight = this.execute(done);
       inFlight.catch(() => {});
+    };
+    const flushAll = async () => {
+      for (const run of open.values()) await flush(run);
+      open.clear();
     };
     for await (const mutation of batch.mutations) {
       stats.mutations++;
@@ -160,22 +181,31 @@ export class BatchApplier {
       }
       stats.applied++;
       if (mutation.operation === "TRUNCATE") {
-        if (run && !(run instanceof TruncateRun)) {
-          await flush(run);
-          run = undefined;
-        }
-        run ??= new TruncateRun();
-        (run as TruncateRun).add(table);
+        // Consecutive TRUNCATEs stay one statement (tables referencing each other must be
+        // truncated together), after every row change before them.
+        if (!truncating) await flushAll();
+        truncating ??= new TruncateRun();
+        truncating.add(table);
         continue;
       }
-      if (run && !(run instanceof RowRun && run.accepts(mutation, table))) {
+      if (truncating) {
+        await flush(truncating);
+        truncating = undefined;
+      }
+      let run = open.get(name) as RowRun | undefined;
+      if (run && !run.accepts(mutation, table)) {
         await flush(run);
         run = undefined;
       }
       run ??= new RowRun(table, mutation.operation, this.limits);
-      (run as RowRun).add(mutation);
+      const before = run.size;
+      run.add(mutation);
+      buffered += run.size - before;
+      open.set(name, run);
+      if (buffered >= this.limits.rows) await flushAll();
     }
-    if (run) await flush(run);
+    if (truncating) await flush(truncating);
+    await flushAll();
     if (inFlight) await inFlight;
     return stats;
   }

@@ -15,6 +15,7 @@ import {
   query,
 } from "../database/postgres.js";
 import { PgshovelError, wrapError } from "../errors.js";
+import { untilRevoked, type WriteGuard } from "../sinks/sink.js";
 import type { Snapshot } from "../stream/types.js";
 import { parseSnapshot } from "./snapshot.js";
 import type { ReplicaTable } from "./target-schema.js";
@@ -50,6 +51,11 @@ export interface BootstrapOptions {
   onProgress?: (progress: CopyProgress) => void;
   /** Least time between two reports of one table (default 500 ms; 0 reports every chunk). */
   progressIntervalMs?: number;
+  /**
+   * Once it ends (a stop, a lease that ended), the copy stops at once: the COPY streams are
+   * destroyed, the open target transactions roll back, and nothing more commits.
+   */
+  guard?: WriteGuard;
 }
 
 /** What {@link bootstrapCopy} did. */
@@ -136,16 +142,22 @@ async function copyTable(
     try {
       // pipeline: the source is read only as fast as the target takes it, so memory
       // stays flat whatever the table's size.
-      await pipeline(reader, counter, writer);
+      const guard = options.guard;
+      await (guard
+        ? pipeline(reader, counter, writer, { signal: guard.signal })
+        : pipeline(reader, counter, writer));
     } catch (error) {
       throw convertPgError(error, doing);
     }
     const rows = BigInt(writer.rowCount);
     await recordCopied(target, options.cluster, options.set, table, snapshot, rows);
+    options.guard?.check();
     await query(target, "COMMIT", [], doing);
     report(true);
     return rows;
   } catch (error) {
+    // A stopped copy does not wait for its ROLLBACK: closing the connection rolls back too.
+    if (options.guard?.signal.aborted) throw options.guard.signal.reason;
     await query(target, "ROLLBACK", [], doing).catch(() => {});
     throw error;
   }
@@ -210,8 +222,14 @@ export async function bootstrapCopy(options: BootstrapOptions): Promise<Bootstra
   const sources: PgClient[] = [];
   const targets: PgClient[] = [];
   const applicationName = `pgshovel-replica-copy ${options.set}`;
+  // Stopped: every connection closes at once, and the server rolls back what they held.
+  const onAbort = () => {
+    for (const client of [...sources, ...targets]) void closeQuietly(client);
+  };
+  options.guard?.signal.addEventListener("abort", onAbort, { once: true });
   try {
     for (let i = 0; i < workers; i++) {
+      options.guard?.check();
       sources.push(await connect(options.sourceDsn, { applicationName }));
       targets.push(await connect(options.targetDsn, { applicationName }));
     }
@@ -251,16 +269,25 @@ export async function bootstrapCopy(options: BootstrapOptions): Promise<Bootstra
             copiedNow.push({ table: { schema: table.schema, name: table.name }, rows });
           else alreadyCopied.push({ schema: table.schema, name: table.name });
         } catch (error) {
+          if (options.guard?.signal.aborted) {
+            failure ??= options.guard.signal.reason;
+            continue;
+          }
           // Tables being copied on other connections finish; no new one starts.
           failure ??= wrapError(error, `bootstrap copy of ${display(table)}`, "DATABASE_ERROR");
         }
       }
     };
     // The exporting transaction (sources[0]) stays open until every worker is done.
-    await Promise.all(sources.map((_, i) => work(i)));
+    // A statement waiting on a lock hears of its closed connection only once it has it.
+    await untilRevoked(Promise.all(sources.map((_, i) => work(i))), options.guard);
+    options.guard?.check();
     if (failure !== undefined) throw failure;
     return { snapshot, copied: copiedNow, alreadyCopied };
   } finally {
-    for (const client of [...sources, ...targets]) await closeQuietly(client);
+    options.guard?.signal.removeEventListener("abort", onAbort);
+    const closing = [...sources, ...targets].map((client) => closeQuietly(client));
+    // A stopped copy leaves its connections closing: the server rolls their work back.
+    if (!options.guard?.signal.aborted) await Promise.all(closing);
   }
 }

@@ -9,8 +9,9 @@ import type { BatchToApply } from "./apply.js";
 /** One source batch as a feed delivers it. */
 export interface FeedBatch extends BatchToApply {
   /**
-   * Where the feed resumes after this batch (a file offset, a Kafka offset), stored in the
-   * target in the batch's own transaction; null for the queue, where PgQ keeps the position.
+   * Where the feed resumes after this batch (a file offset, a Kafka offset; for the queue,
+   * where PgQ keeps the position, the batch's end tick, to check it by), stored in the
+   * target in the batch's own transaction; null when the feed has none.
    */
   position: StreamPosition | null;
   /**
@@ -19,6 +20,8 @@ export interface FeedBatch extends BatchToApply {
    * are drained by the feed itself before the next batch.
    */
   done(): Promise<void>;
+  /** True once the stream itself rolled the batch back; it comes again whole, next. */
+  readonly discarded?: boolean;
 }
 
 /** A replica's stream, whatever carries it. */
@@ -28,8 +31,8 @@ export interface ReplicaFeed {
   /**
    * Takes the stream position a new replica starts from, BEFORE the bootstrap snapshot is
    * taken (the queue registers its consumer; Kafka notes the topic's last stable offset; a
-   * file its last complete batch boundary). Returns it, or null when the source keeps it
-   * (the queue).
+   * file its last complete batch boundary). Returns it — for the queue the tick its new
+   * consumer starts after — or null when the feed has none.
    */
   mark(): Promise<StreamPosition | null>;
   /**

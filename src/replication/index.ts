@@ -1,4 +1,4 @@
-/** The replica's core: target state, schema check, bootstrap copy, set-based apply. */
+/** The replica: target state, schema check, bootstrap copy, set-based apply, the worker and its feeds. */
 export {
   type ApplierOptions,
   type ApplyResult,
@@ -12,7 +12,16 @@ export {
   bootstrapCopy,
   type CopyProgress,
 } from "./bootstrap.js";
+export {
+  type CaughtUpProbe,
+  holdsHorizon,
+  QueueCaughtUp,
+  StreamCaughtUp,
+} from "./caught-up.js";
+export { checkContinuity } from "./continuity.js";
 export type { FeedBatch, ReplicaFeed } from "./feed.js";
+export { type CopyReporterOptions, copyReporter } from "./progress.js";
+export { consumerLost, QueueFeed, type QueueFeedOptions } from "./queue-feed.js";
 export {
   applyQueueBatches,
   bootstrapFromQueue,
@@ -24,6 +33,14 @@ export {
 export { DEFAULT_RUN_LIMITS, type RunLimits } from "./runs.js";
 export { formatSnapshot, parseSnapshot, pastSnapshot, visible } from "./snapshot.js";
 export {
+  type CopyOptions,
+  PgTarget,
+  type PgTargetOptions,
+  type PreparedTarget,
+  type ReplicaTarget,
+  type StoredReplica,
+} from "./target.js";
+export {
   createTableSql,
   describeSourceTables,
   prepareTargetTables,
@@ -34,8 +51,20 @@ export {
 export {
   type CopiedTable,
   installReplicaState,
+  type ReplicaMark,
   type ReplicaPosition,
   readCopiedTables,
+  readMark,
   readPosition,
   type TableName,
 } from "./target-state.js";
+export { ReplicaWorker } from "./worker.js";
+export type {
+  BatchEvent,
+  CopyReporter,
+  FeedFactory,
+  WorkerObserver,
+  WorkerOptions,
+  WorkerOutcome,
+  WorkerState,
+} from "./worker-options.js";

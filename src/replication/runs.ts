@@ -59,6 +59,8 @@ function named(text: string): RunStatement["name"] {
 /** Consecutive INSERTs, UPDATEs or DELETEs of one table, with no key twice. */
 export class RowRun {
   readonly keys = new Set<string>();
+  /** UPDATEs that kept their key, by key: a later one of the same key overwrites the row. */
+  private readonly kept = new Map<string, number>();
   /** Per statement parameter, one text value per row. */
   private readonly arrays: (string | null)[][];
   /** For error messages: each row's key as `(a, b)=(1, x)`. */
@@ -115,22 +117,39 @@ export class RowRun {
   accepts(mutation: Mutation, table: ReplicaTable): boolean {
     if (table !== this.table || mutation.operation !== this.operation) return false;
     if (this.size >= this.limits.rows || this.chars >= this.limits.chars) return false;
+    if (this.mergesWith(mutation) !== undefined) return true;
     return this.touched(mutation).every((key) => !this.keys.has(key));
   }
 
+  /**
+   * The position of an UPDATE in this run that `mutation` may replace: both keep the same
+   * key, so applying only the later row gives the same result (the new row is whole).
+   */
+  private mergesWith(mutation: Mutation): number | undefined {
+    if (this.operation !== "UPDATE") return undefined;
+    const key = this.key(mutation, "old");
+    return key === this.key(mutation, "new") ? this.kept.get(key) : undefined;
+  }
+
   add(mutation: Mutation): void {
-    for (const key of this.touched(mutation)) this.keys.add(key);
+    const merged = this.mergesWith(mutation);
+    if (merged !== undefined) {
+      const row = this.row(mutation, "new");
+      this.table.columns.forEach((column, at) => {
+        const value = row[column.name];
+        if (value === undefined) this.missing(mutation, column.name, "new");
+        this.arrays[at]![merged] = toText(value);
+      });
+      return;
+    }
+    const touched = this.touched(mutation);
+    for (const key of touched) this.keys.add(key);
+    if (this.operation === "UPDATE" && touched[0] === touched[1]) {
+      this.kept.set(touched[0]!, this.size);
+    }
     let at = 0;
     const push = (value: Value | undefined, column: string, which: "old" | "new") => {
-      if (value === undefined) {
-        throw new PgshovelError(
-          "INVALID_CONFIGURATION",
-          `event ${mutation.id} (${mutation.operation} on ${display(this.table)}) has no column ${JSON.stringify(column)} in its ${which} row`,
-          {
-            hint: "the set's captured columns changed: restart the replica with the set's current tables",
-          },
-        );
-      }
+      if (value === undefined) this.missing(mutation, column, which);
       const text = toText(value);
       if (text !== null) this.chars += text.length;
       this.arrays[at++]!.push(text);
@@ -145,6 +164,16 @@ export class RowRun {
     }
     this.keyTexts.push(
       `(${this.table.identity.join(", ")})=(${this.table.identity.map((c) => String(keyRow[c])).join(", ")})`,
+    );
+  }
+
+  private missing(mutation: Mutation, column: string, which: "old" | "new"): never {
+    throw new PgshovelError(
+      "INVALID_CONFIGURATION",
+      `event ${mutation.id} (${mutation.operation} on ${display(this.table)}) has no column ${JSON.stringify(column)} in its ${which} row`,
+      {
+        hint: "the set's captured columns changed: restart the replica with the set's current tables",
+      },
     );
   }
 

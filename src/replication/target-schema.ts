@@ -4,7 +4,7 @@
  * before anything is written there.
  */
 import { resolveTables } from "../capture/catalog.js";
-import { ident } from "../config/names.js";
+import { dbNames, ident } from "../config/names.js";
 import type { SetConfigInput } from "../config/set-config.js";
 import { type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
@@ -168,4 +168,39 @@ export async function prepareTargetTables(
     throw error;
   }
   return { created: toCreate.map(({ schema, name }) => ({ schema, name })) };
+}
+
+/**
+ * Fails (retryably) unless every table carries the set's capture trigger on the source. A
+ * table added to a set is in ZooKeeper before its trigger commits in the database (the
+ * two-phase commit's order): a copy taken in between would miss the writes that commit
+ * after its snapshot and before the trigger. Checked before the copy's snapshot is taken.
+ */
+export async function requireCaptureTriggers(
+  source: PgClient,
+  cluster: string,
+  set: string,
+  tables: TableName[],
+): Promise<void> {
+  const result = await query<{ schema: string; name: string }>(
+    source,
+    `SELECT n.nspname::text AS schema, c.relname::text AS name
+       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE t.tgname = $1`,
+    [dbNames.trigger(cluster, set)],
+    "reading the source's capture triggers",
+  );
+  const captured = new Set(result.rows.map((row) => display(row)));
+  const missing = tables.filter((table) => !captured.has(display(table))).map(display);
+  if (missing.length > 0) {
+    throw new PgshovelError(
+      "DATABASE_NOT_READY",
+      `set ${set} has no capture trigger on ${missing.join(", ")} in the source yet`,
+      {
+        retryable: true,
+        hint: "a set change is being committed, or the set's objects are missing: `pgshovel set update` reinstalls them",
+      },
+    );
+  }
 }

@@ -7,7 +7,7 @@
  */
 import { dbNames, ident } from "../config/names.js";
 import { type PgClient, query } from "../database/postgres.js";
-import type { Begin, Snapshot, Uuid } from "../stream/types.js";
+import type { Begin, Snapshot, StreamPosition, Uuid } from "../stream/types.js";
 import { SOFTWARE_VERSION } from "../version.js";
 import { formatSnapshot, parseSnapshot } from "./snapshot.js";
 
@@ -27,6 +27,16 @@ export interface ReplicaPosition {
   endSnapshot: Snapshot;
   /** The end tick's time, as PostgreSQL prints timestamptz. */
   endTime: string;
+  /** Where the feed resumes after this batch (a Kafka or file offset, the queue's end tick); null if none. */
+  stream: StreamPosition | null;
+}
+
+/** Where a replica's stream started: the position its feed marked before the bootstrap snapshot. */
+export interface ReplicaMark {
+  /** A Kafka or file offset; for the queue, the tick its new consumer starts after. */
+  stream: StreamPosition | null;
+  /** The feed that took it, as its description read then. */
+  feed: string;
 }
 
 /** A table of a set that the bootstrap copied, and the snapshot it copied under. */
@@ -73,6 +83,14 @@ export async function installReplicaState(client: PgClient, cluster: string): Pr
        end_tick_snapshot text NOT NULL,
        end_tick_time timestamptz NOT NULL,
        applied_at timestamptz NOT NULL DEFAULT now())`,
+    // Added after the first release of the table: a target installed then gains it here.
+    `ALTER TABLE ${stateTable(cluster, dbNames.replicaPosition)}
+       ADD COLUMN IF NOT EXISTS stream_position bigint`,
+    `CREATE TABLE IF NOT EXISTS ${stateTable(cluster, dbNames.replicaMark)} (
+       set_name text PRIMARY KEY,
+       stream_position bigint,
+       feed text NOT NULL,
+       marked_at timestamptz NOT NULL DEFAULT now())`,
     `CREATE TABLE IF NOT EXISTS ${stateTable(cluster, dbNames.replicaTables)} (
        set_name text NOT NULL,
        schema_name text NOT NULL,
@@ -116,10 +134,12 @@ export async function readPosition(
     tick: string;
     snapshot: string;
     time: string;
+    stream: string | null;
   }>(
     client,
     `SELECT source_node::text AS node, batch_id::text AS batch, end_tick_id::text AS tick,
-            end_tick_snapshot AS snapshot, end_tick_time::text AS time
+            end_tick_snapshot AS snapshot, end_tick_time::text AS time,
+            stream_position::text AS stream
        FROM ${stateTable(cluster, dbNames.replicaPosition)} WHERE set_name = $1`,
     [set],
     "reading the replica position",
@@ -132,6 +152,7 @@ export async function readPosition(
     endTick: BigInt(row.tick),
     endSnapshot: parseSnapshot(row.snapshot),
     endTime: row.time,
+    stream: row.stream === null ? null : BigInt(row.stream),
   };
 }
 
@@ -144,18 +165,20 @@ export async function writePosition(
   client: PgClient,
   cluster: string,
   set: string,
-  batch: { node: Uuid; id: bigint; begin: Begin },
+  batch: { node: Uuid; id: bigint; begin: Begin; position?: StreamPosition | null | undefined },
 ): Promise<boolean> {
   const table = stateTable(cluster, dbNames.replicaPosition);
   const result = await query(
     client,
     `INSERT INTO ${table} AS p
-            (set_name, source_node, batch_id, end_tick_id, end_tick_snapshot, end_tick_time)
-     VALUES ($1, $2, $3, $4, $5, $6)
+            (set_name, source_node, batch_id, end_tick_id, end_tick_snapshot, end_tick_time,
+             stream_position)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (set_name) DO UPDATE SET
             source_node = EXCLUDED.source_node, batch_id = EXCLUDED.batch_id,
             end_tick_id = EXCLUDED.end_tick_id, end_tick_snapshot = EXCLUDED.end_tick_snapshot,
-            end_tick_time = EXCLUDED.end_tick_time, applied_at = now()
+            end_tick_time = EXCLUDED.end_tick_time, stream_position = EXCLUDED.stream_position,
+            applied_at = now()
       WHERE p.source_node <> EXCLUDED.source_node OR p.batch_id < EXCLUDED.batch_id`,
     [
       set,
@@ -164,6 +187,7 @@ export async function writePosition(
       batch.begin.end.id.toString(),
       formatSnapshot(batch.begin.end.snapshot),
       batch.begin.end.time,
+      batch.position === undefined || batch.position === null ? null : batch.position.toString(),
     ],
     `storing the position of batch ${batch.id}`,
   );
@@ -215,5 +239,64 @@ export async function recordCopied(
      VALUES ($1, $2, $3, 'copied', $4, $5)`,
     [set, table.schema, table.name, formatSnapshot(snapshot), rows.toString()],
     `recording the copy of ${display(table)}`,
+  );
+}
+
+/** The mark a set's replica started from, or undefined before its first bootstrap. */
+export async function readMark(
+  client: PgClient,
+  cluster: string,
+  set: string,
+): Promise<ReplicaMark | undefined> {
+  const result = await query<{ stream: string | null; feed: string }>(
+    client,
+    `SELECT stream_position::text AS stream, feed
+       FROM ${stateTable(cluster, dbNames.replicaMark)} WHERE set_name = $1`,
+    [set],
+    "reading the replica's stream mark",
+  );
+  const row = result.rows[0];
+  if (!row) return undefined;
+  return { stream: row.stream === null ? null : BigInt(row.stream), feed: row.feed };
+}
+
+/**
+ * Stores the mark taken before the bootstrap snapshot. A mark stored already is kept:
+ * a resumed bootstrap copies under a later snapshot, which the first mark still precedes.
+ */
+export async function writeMark(
+  client: PgClient,
+  cluster: string,
+  set: string,
+  mark: ReplicaMark,
+): Promise<void> {
+  await query(
+    client,
+    `INSERT INTO ${stateTable(cluster, dbNames.replicaMark)} (set_name, stream_position, feed)
+     VALUES ($1, $2, $3) ON CONFLICT (set_name) DO NOTHING`,
+    [set, mark.stream === null ? null : mark.stream.toString(), mark.feed],
+    "storing the replica's stream mark",
+  );
+}
+
+/**
+ * Forgets that tables were copied (they left the set): the replica stops applying them,
+ * and should one come back, it is copied again — which needs it emptied first, since the
+ * changes made meanwhile never reached the replica.
+ */
+export async function forgetCopied(
+  client: PgClient,
+  cluster: string,
+  set: string,
+  tables: TableName[],
+): Promise<void> {
+  if (tables.length === 0) return;
+  await query(
+    client,
+    `DELETE FROM ${stateTable(cluster, dbNames.replicaTables)}
+      WHERE set_name = $1 AND (schema_name, table_name) IN
+            (SELECT * FROM unnest($2::text[], $3::text[]))`,
+    [set, tables.map((t) => t.schema), tables.map((t) => t.name)],
+    "forgetting tables that left the set",
   );
 }

@@ -8,7 +8,9 @@ import { createSet, initializeCluster } from "../../src/cluster/admin.js";
 import { dbNames } from "../../src/config/names.js";
 import { createTestDatabase } from "../support/postgres.js";
 import { clusterFixture, readEvents, registerConsumer, setConfig } from "./helpers/admin.js";
-import { COLUMNS } from "./helpers/all-types.js";
+import { ALL_TYPES_COLUMNS } from "./helpers/all-types.js";
+
+const COLUMNS = ALL_TYPES_COLUMNS;
 
 describe("capture: values are lossless", () => {
   test("one row of every built-in type, and one of NULLs, read back through $1::<type>", async () => {

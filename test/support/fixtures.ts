@@ -225,3 +225,50 @@ export async function forceTick(db: SqlRunner, queue: string): Promise<void> {
   await db.query("SELECT pgq.force_tick($1)", [queue]);
   await db.query("SELECT pgq.ticker($1)", [queue]);
 }
+
+/** Options of {@link startPgshovel}. */
+export interface StartPgshovelOptions {
+  /** Extra environment variables (test hooks, say). */
+  env?: Record<string, string>;
+  /** The log level (default info). */
+  logLevel?: string;
+}
+
+/**
+ * Starts `bin/pgshovel ARGV…` (any command: `replicate SET …`, say) in the fixture's cluster,
+ * with JSON logs on stderr; the handle is the one {@link startRelay} returns.
+ */
+export function startPgshovel(
+  fixture: Pick<SetFixture, "cluster" | "zkHosts">,
+  argv: string[],
+  options: StartPgshovelOptions = {},
+): RelayProcess {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PGSHOVEL_CLUSTER: fixture.cluster,
+    PGSHOVEL_ZOOKEEPER_HOSTS: fixture.zkHosts,
+    PGSHOVEL_LOG_FORMAT: "json",
+    PGSHOVEL_LOG_LEVEL: options.logLevel ?? "info",
+    ...options.env,
+  };
+  const child = spawn(join(repoRoot, "bin", "pgshovel"), argv, {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  if (child.pid === undefined) throw new Error("could not spawn bin/pgshovel");
+  let stderr = "";
+  let ended = false;
+  child.stderr!.setEncoding("utf8");
+  child.stderr!.on("data", (chunk: string) => {
+    stderr += chunk;
+    if (stderr.length > STDERR_LIMIT) stderr = stderr.slice(-(STDERR_LIMIT / 2));
+  });
+  child.stdout!.resume();
+  child.once("close", () => {
+    ended = true;
+  });
+  const exited = new Promise<RelayExit>((resolve) => {
+    child.on("exit", (code, signal) => resolve({ code, signal }));
+  });
+  return { child, pid: child.pid, stderr: () => stderr, exited, ended: () => ended };
+}

@@ -88,8 +88,12 @@ class DeliveredBatch implements FeedBatch {
     this.#position = position;
   }
 
+  /** The stream rolled it back (its relay gave it up, or a new relay cut it off). */
+  discarded = false;
+
   rolledBack(): void {
     this.ended = true;
+    this.discarded = true;
     this.settled = true;
   }
 

@@ -5,17 +5,26 @@ import { PgshovelError } from "../../errors.js";
 import type { Codec } from "../../stream/codec.js";
 import { type Framing, framingOf } from "../../stream/framing.js";
 import type { BatchRef, Message } from "../../stream/types.js";
-import type { Sink } from "../sink.js";
+import { type Sink, untilRevoked, type WriteGuard } from "../sink.js";
 import { cutTornTail } from "./tail-repair.js";
 
 // Bytes gathered before a write: big enough to amortize syscalls, small enough to keep memory flat.
 const FLUSH_BYTES = 1 << 20;
+
+const NOTHING = Buffer.alloc(0);
 
 abstract class ByteStreamSink implements Sink {
   abstract readonly description: string;
   readonly transactional = false;
   /** How messages are cut in the byte stream: JSON lines or size-delimited frames. */
   protected readonly framing: Framing;
+  /**
+   * Messages taken from a batch that failed before they were written (its source failed,
+   * or the guard forbade the write). They carry sequence numbers, so they are written
+   * first by the next publish — normally the batch's rollback — and the stream stays
+   * contiguous.
+   */
+  private carried: Buffer = NOTHING;
 
   constructor(protected readonly codec: Codec) {
     this.framing = framingOf(codec);
@@ -27,15 +36,39 @@ abstract class ByteStreamSink implements Sink {
   protected abstract sync(): Promise<void>;
   abstract close(): Promise<void>;
 
-  async publishBatch(_batch: BatchRef, messages: AsyncIterable<Message>): Promise<void> {
+  async publishBatch(
+    _batch: BatchRef,
+    messages: AsyncIterable<Message>,
+    guard?: WriteGuard,
+  ): Promise<void> {
+    // Checked before a message is taken: a publish refused outright stamps nothing.
+    guard?.check();
     const encodeText = this.codec.encodeText;
     const terminator = this.framing.textTerminator;
     if (encodeText && terminator !== undefined) {
-      await this.publishLines(messages, encodeText, terminator);
+      await this.publishLines(messages, encodeText, terminator, guard);
     } else {
-      await this.publishFrames(messages);
+      await this.publishFrames(messages, guard);
     }
-    await this.sync();
+    guard?.check();
+    await untilRevoked(this.sync(), guard);
+  }
+
+  /** Writes `chunk` after what an earlier batch left unwritten, if the guard allows it. */
+  private async emit(chunk: Buffer, guard: WriteGuard | undefined): Promise<void> {
+    const data = this.carried.length > 0 ? Buffer.concat([this.carried, chunk]) : chunk;
+    this.carried = NOTHING;
+    try {
+      guard?.check();
+    } catch (error) {
+      this.carried = data;
+      throw error;
+    }
+    await untilRevoked(this.write(data), guard);
+  }
+
+  private carry(chunk: Buffer): void {
+    if (chunk.length > 0) this.carried = Buffer.concat([this.carried, chunk]);
   }
 
   /**
@@ -46,6 +79,7 @@ abstract class ByteStreamSink implements Sink {
     messages: AsyncIterable<Message>,
     encodeText: (message: Message) => string,
     terminator: string,
+    guard: WriteGuard | undefined,
   ): Promise<void> {
     let text = "";
     try {
@@ -54,18 +88,22 @@ abstract class ByteStreamSink implements Sink {
         text += terminator;
         // String length counts UTF-16 units: at most 3 bytes each, so a write stays near FLUSH_BYTES.
         if (text.length >= FLUSH_BYTES / 3) {
-          await this.write(Buffer.from(text, "utf8"));
+          const chunk = Buffer.from(text, "utf8");
           text = "";
+          await this.emit(chunk, guard);
         }
       }
     } catch (error) {
-      await this.flushAbandoned(Buffer.from(text, "utf8"));
+      this.carry(Buffer.from(text, "utf8"));
       throw error;
     }
-    if (text.length > 0) await this.write(Buffer.from(text, "utf8"));
+    if (text.length > 0) await this.emit(Buffer.from(text, "utf8"), guard);
   }
 
-  private async publishFrames(messages: AsyncIterable<Message>): Promise<void> {
+  private async publishFrames(
+    messages: AsyncIterable<Message>,
+    guard: WriteGuard | undefined,
+  ): Promise<void> {
     let pending: Uint8Array[] = [];
     let size = 0;
     try {
@@ -75,25 +113,17 @@ abstract class ByteStreamSink implements Sink {
           size += part.length;
         }
         if (size >= FLUSH_BYTES) {
-          await this.write(Buffer.concat(pending, size));
+          const chunk = Buffer.concat(pending, size);
           pending = [];
           size = 0;
+          await this.emit(chunk, guard);
         }
       }
     } catch (error) {
-      await this.flushAbandoned(Buffer.concat(pending, size));
+      this.carry(Buffer.concat(pending, size));
       throw error;
     }
-    if (size > 0) await this.write(Buffer.concat(pending, size));
-  }
-
-  /**
-   * Writes what an abandoned batch had gathered: every message stamped reaches the stream,
-   * so the rollback that follows leaves no gap in the publisher's sequence. The batch's own
-   * failure is what the caller reports.
-   */
-  private async flushAbandoned(chunk: Buffer): Promise<void> {
-    if (chunk.length > 0) await this.write(chunk).catch(() => {});
+    if (size > 0) await this.emit(Buffer.concat(pending, size), guard);
   }
 }
 

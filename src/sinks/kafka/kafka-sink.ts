@@ -8,7 +8,7 @@ import { recordKey } from "../../kafka/record-format.js";
 import { type Logger, silentLogger } from "../../log.js";
 import { type Codec, codecByName } from "../../stream/codec.js";
 import type { BatchRef, Message } from "../../stream/types.js";
-import type { CommittedMark, Sink } from "../sink.js";
+import { type CommittedMark, type Sink, untilRevoked, type WriteGuard } from "../sink.js";
 import {
   type KafkaSinkConfig,
   type KafkaSinkOptionsInput,
@@ -42,6 +42,15 @@ async function* fromSource(messages: AsyncIterable<Message>): AsyncGenerator<Mes
   }
 }
 
+/** The guard's reason once it revoked the right to write, else undefined. */
+function revokedBy(guard: WriteGuard | undefined): PgshovelError | undefined {
+  if (!guard?.signal.aborted) return undefined;
+  const reason: unknown = guard.signal.reason;
+  return reason instanceof PgshovelError
+    ? reason
+    : new PgshovelError("STOPPED", "the writer may no longer publish", { cause: reason });
+}
+
 /**
  * Publishes each batch as one Kafka transaction of an idempotent, transactional
  * producer on a one-partition topic: a read_committed consumer sees a batch
@@ -63,7 +72,8 @@ export class KafkaSink implements Sink {
   constructor(options: KafkaSinkOptions) {
     const { logger, ...rest } = options;
     this.#config = parseKafkaSinkOptions(rest);
-    this.#codec = codecByName(this.#config.codec);
+    const codec = this.#config.codec;
+    this.#codec = typeof codec === "string" ? codecByName(codec) : codec;
     this.#logger = (logger ?? silentLogger).child({ sink: "kafka", topic: this.#config.topic });
     this.#records = new RecordBuilder(this.#codec, this.#config.topic);
     this.description = `kafka topic ${this.#config.topic}`;
@@ -99,17 +109,24 @@ export class KafkaSink implements Sink {
     });
   }
 
-  async publishBatch(batch: BatchRef, messages: AsyncIterable<Message>): Promise<void> {
+  async publishBatch(
+    batch: BatchRef,
+    messages: AsyncIterable<Message>,
+    guard?: WriteGuard,
+  ): Promise<void> {
     const doing = `publishing batch ${batch.id} of node ${batch.node} to topic ${this.#config.topic}`;
+    guard?.check();
     const producer = await this.#ensureProducer();
     let transaction: Transaction | undefined;
     let sent = false;
+    let committing = false;
     const inFlight = new Set<Promise<void>>();
     let sendFailure: { error: unknown } | undefined;
     try {
       transaction = await producer.beginTransaction();
       const tx = transaction;
       const send = async (records: KafkaRecordToProduce[]) => {
+        guard?.check();
         const first = !sent;
         sent = true;
         const request = tx.send({ messages: records }).then(
@@ -124,7 +141,8 @@ export class KafkaSink implements Sink {
         inFlight.add(request);
         // The first request adds the partition to the transaction: let it finish
         // so that the following ones go out strictly in order behind it.
-        if (first || inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+        if (first || inFlight.size >= MAX_IN_FLIGHT)
+          await untilRevoked(Promise.race(inFlight), guard);
         if (sendFailure !== undefined) throw sendFailure.error;
       };
 
@@ -149,17 +167,29 @@ export class KafkaSink implements Sink {
         }
       }
       if (chunk.length > 0) await send(chunk);
-      await Promise.all(inFlight);
+      await untilRevoked(Promise.all(inFlight), guard);
       if (sendFailure !== undefined) throw sendFailure.error;
-      if (sent) await transaction.commit();
+      // Past this check the commit is sent: it was allowed when it left.
+      guard?.check();
+      committing = sent;
+      if (sent) await untilRevoked(transaction.commit(), guard);
       else await transaction.cancel();
     } catch (error) {
       await Promise.allSettled(inFlight);
       const fromSource = error instanceof SourceFailure;
-      const failure = fromSource
-        ? wrapError(error.cause, doing, "INTERNAL")
-        : kafkaFailure(error, doing);
-      await this.#abandon(transaction, sent, failure, fromSource);
+      const revoked = revokedBy(guard);
+      const failure =
+        revoked ??
+        (fromSource ? wrapError(error.cause, doing, "INTERNAL") : kafkaFailure(error, doing));
+      if (committing && revoked) {
+        // A commit was sent and its answer abandoned: aborting now would race it. A new
+        // producer finishes whatever the broker holds (a commit that arrived completes);
+        // the relay then asks the topic for its last committed batch.
+        this.#logger.warn({ err: failure }, "stopped waiting for a commit; dropping the producer");
+        await this.#dropProducer();
+      } else {
+        await this.#abandon(transaction, sent, failure, fromSource || revoked !== undefined);
+      }
       throw failure;
     }
   }
@@ -169,9 +199,9 @@ export class KafkaSink implements Sink {
     transaction: Transaction | undefined,
     sent: boolean,
     failure: PgshovelError,
-    fromSource: boolean,
+    notFromKafka: boolean,
   ): Promise<void> {
-    if (failure.code === "FENCED" && !fromSource) {
+    if (failure.code === "FENCED" && !notFromKafka) {
       this.#fenced = failure;
       this.#logger.error({ err: failure }, "fenced by a newer producer");
       await this.#dropProducer();

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import {
-  codecNameSchema,
+  codecSchema,
   kafkaConnectionFields,
   parseKafkaOptions,
   topicNameSchema,
@@ -15,8 +15,8 @@ export const kafkaSinkOptionsSchema = z
     ...kafkaConnectionFields,
     /** The set's topic; the CLI's default is `kafkaNames.topic(cluster, set)`. */
     topic: topicNameSchema,
-    /** The codec the records' values are written with. */
-    codec: codecNameSchema,
+    /** The codec the records' values are written with, by name or as a codec object. */
+    codec: codecSchema,
     /** The record compression. */
     compression: z.enum(COMPRESSIONS).default(DEFAULT_COMPRESSION),
     /** The replication factor of a topic the sink creates. */

@@ -1,7 +1,11 @@
-/** A column of every built-in type (and an enum, a domain, a composite), for capture tests. */
+/**
+ * One column of every built-in type (and an enum, a domain and a composite, which the
+ * tests create as mood, positive and pair), each with a demanding value: what the capture
+ * and the replica are both proven lossless on.
+ */
 
 /** column name, type, a demanding value (SQL literal) */
-export const COLUMNS: [string, string, string][] = [
+export const ALL_TYPES_COLUMNS: [string, string, string][] = [
   ["c_int2", "int2", "-32768"],
   ["c_int4", "int4", "2147483647"],
   ["c_int8", "int8", "9223372036854775807"],
@@ -62,7 +66,7 @@ export const COLUMNS: [string, string, string][] = [
   ["c_composite", "pair", "ROW(1, 'x,y')"],
 ];
 
-/** The types COLUMNS uses beyond the built-in ones, created before the table. */
+/** The types ALL_TYPES_COLUMNS uses beyond the built-in ones, created before the table. */
 export const ALL_TYPES_SETUP = [
   "CREATE TYPE mood AS ENUM ('sad', 'happy')",
   "CREATE DOMAIN positive AS int CHECK (VALUE > 0)",

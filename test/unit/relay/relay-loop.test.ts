@@ -344,3 +344,70 @@ describe("relay loop over a scripted source", () => {
     assert.equal(trace.filter((t) => t === "leading").length, 2);
   });
 });
+
+describe("relay loop: ZooKeeper silent for the bound", () => {
+  function silentSetup() {
+    const trace: Trace = [];
+    const queue = new ScriptedQueue("node-1", trace).add(1, 1, 2).add(2, 3);
+    const follower = new ScriptedFollower(DSN);
+    const renewed = { follower: new ScriptedFollower(DSN), election: new ScriptedElection(trace) };
+    const sink = new ScriptedSink(trace);
+    const scripted = scriptedRelay({
+      queues: { [DSN]: queue },
+      follower,
+      election: new ScriptedElection(trace),
+      sink,
+      renewed: [renewed],
+    });
+    const controller = new AbortController();
+    stopWhen(renewed.follower, controller, () => queue.batches.length === 0);
+    return { ...scripted, trace, queue, sink, controller };
+  }
+
+  test("mid-batch: nothing more reaches the sink; the rollback waits for the new session", async () => {
+    const { relay, sink, controller, zookeepers, sessions } = silentSetup();
+    sink.failOn = (m) => {
+      if (m.body.kind === "mutation" && m.body.mutation.id === 1n && sessions() === 1) {
+        zookeepers[0]!.silence();
+      }
+      return undefined;
+    };
+    await relay.run(controller.signal);
+    assert.equal(sessions(), 2, "a new session, as after an expiry");
+    assert.deepEqual(
+      words(sink.received).map((w) => w.replace(/ #\d+$/, "")),
+      [
+        ...["begin b1", "mutation 1 b1"],
+        // Written only once the relay leads again, in its new session.
+        "rollback b1",
+        ...["begin b1", "mutation 1 b1", "mutation 2 b1", "commit b1"],
+        ...["begin b2", "mutation 3 b2", "commit b2"],
+      ],
+    );
+    validate(sink.received);
+    assert.equal(sink.opened, 2, "the sink opened again in the new session");
+  });
+
+  test("while the sink waits for its commit to be durable: the wait is abandoned at once, the batch sent again", async () => {
+    const { relay, sink, controller, zookeepers, sessions, trace } = silentSetup();
+    // The first acknowledgement never comes: the sink is stuck in an fsync.
+    sink.ack = (batch) => {
+      if (sessions() > 1 || batch.id !== 1n) return Promise.resolve();
+      zookeepers[0]!.silence();
+      return new Promise<void>(() => {});
+    };
+    await relay.run(controller.signal);
+    assert.equal(sessions(), 2);
+    assert.deepEqual(
+      words(sink.received).map((w) => w.replace(/ #\d+$/, "")),
+      [
+        // The commit reached the sink: no rollback follows it; the batch comes again whole.
+        ...["begin b1", "mutation 1 b1", "mutation 2 b1", "commit b1"],
+        ...["begin b1", "mutation 1 b1", "mutation 2 b1", "commit b1"],
+        ...["begin b2", "mutation 3 b2", "commit b2"],
+      ],
+    );
+    validate(sink.received);
+    assert.equal(trace.filter((t) => t === "finish 1").length, 1, "finished after its ack only");
+  });
+});

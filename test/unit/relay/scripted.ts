@@ -4,9 +4,10 @@
  * sink that records what it receives. Every call goes into one shared trace, so a
  * test can check the order in which the relay touched them.
  */
+import { EventEmitter } from "node:events";
 import { setImmediate as turn } from "node:timers/promises";
 import type { ZooKeeper } from "../../../src/cluster/zookeeper.js";
-import type { Election } from "../../../src/coordination/leadership.js";
+import { candidacyLost, type Election } from "../../../src/coordination/leadership.js";
 import {
   type Follower,
   SessionExpired,
@@ -15,9 +16,15 @@ import {
 import { PgshovelError } from "../../../src/errors.js";
 import { silentLogger } from "../../../src/log.js";
 import type { BatchInfo, BatchSource } from "../../../src/relay/batch-source.js";
+import type { RelayObserver } from "../../../src/relay/observer.js";
 import type { RelayOptions } from "../../../src/relay/options.js";
 import { Relay } from "../../../src/relay/relay.js";
-import type { CommittedMark, Sink } from "../../../src/sinks/sink.js";
+import {
+  type CommittedMark,
+  type Sink,
+  untilRevoked,
+  type WriteGuard,
+} from "../../../src/sinks/sink.js";
 import type { BatchRef, Message, Mutation, Tick } from "../../../src/stream/types.js";
 
 /** What the relay did, in order: "open db1", "finish 1", "sink commit 1", … */
@@ -175,15 +182,33 @@ export function active(dsn: string, version: number): SetState {
 
 /** An election that the relay wins at once; the test can take leadership away. */
 export class ScriptedElection implements Election {
-  isLeading = false;
   acquired = 0;
+  #leading = false;
+  #term = new AbortController();
 
-  constructor(readonly trace: Trace) {}
+  constructor(readonly trace: Trace) {
+    this.#term.abort(candidacyLost("relay"));
+  }
+
+  get isLeading(): boolean {
+    return this.#leading;
+  }
+
+  /** Set to false by a test: the candidacy is gone, and the term ends. */
+  set isLeading(leading: boolean) {
+    this.#leading = leading;
+    if (!leading) this.#term.abort(candidacyLost("relay"));
+  }
+
+  get termSignal(): AbortSignal {
+    return this.#term.signal;
+  }
 
   async acquire(): Promise<void> {
     this.acquired++;
     this.trace.push("leading");
-    this.isLeading = true;
+    this.#term = new AbortController();
+    this.#leading = true;
   }
 
   async release(): Promise<void> {
@@ -215,7 +240,13 @@ export class ScriptedSink implements Sink {
     this.opened++;
   }
 
-  async publishBatch(batch: BatchRef, messages: AsyncIterable<Message>): Promise<void> {
+  async publishBatch(
+    batch: BatchRef,
+    messages: AsyncIterable<Message>,
+    guard?: WriteGuard,
+  ): Promise<void> {
+    // As the file sink: a publish the guard refuses takes no message.
+    guard?.check();
     const batchMessages: Message[] = [];
     for await (const message of messages) {
       this.received.push(message);
@@ -224,7 +255,7 @@ export class ScriptedSink implements Sink {
       const error = this.failOn?.(message);
       if (error) throw error;
     }
-    await this.ack?.(batch);
+    if (this.ack) await untilRevoked(this.ack(batch), guard);
     this.committed.push(...batchMessages);
     this.trace.push(`sink ack ${batch.id}`);
   }
@@ -241,8 +272,38 @@ export class ScriptedSink implements Sink {
 /** A retryable failure, as a broker outage gives. */
 export const outage = () => new PgshovelError("SINK_ERROR", "scripted outage", { retryable: true });
 
-// Never used but for its hosts and close(): the follower and the election are scripted.
-const scriptedZooKeeper = () => ({ hosts: "scripted", close() {} }) as unknown as ZooKeeper;
+/**
+ * A ZooKeeper session that answers until the test calls {@link silence}. Nothing else of
+ * it is used: the follower and the election are scripted.
+ */
+export class ScriptedZooKeeper {
+  readonly hosts = "scripted";
+  readonly silenceBoundMs = 60_000;
+  isSilent = false;
+  readonly #events = new EventEmitter();
+
+  get lastAnsweredAt(): number {
+    return this.isSilent ? Date.now() - this.silenceBoundMs : Date.now();
+  }
+
+  /** The server stops answering: the session reports silence past the bound. */
+  silence(): void {
+    this.isSilent = true;
+    this.#events.emit("silent", this.silenceBoundMs);
+  }
+
+  on(event: string, listener: (silentForMs?: number) => void): void {
+    this.#events.on(event, listener);
+  }
+
+  off(event: string, listener: (silentForMs?: number) => void): void {
+    this.#events.off(event, listener);
+  }
+
+  close(): void {}
+}
+
+const asZooKeeper = (zk: ScriptedZooKeeper) => zk as unknown as ZooKeeper;
 
 /**
  * A relay over scripted parts: `queues` maps each DSN to its queue. With `renewed`, the
@@ -255,15 +316,28 @@ export function scriptedRelay(options: {
   election?: ScriptedElection;
   renewed?: { follower: ScriptedFollower; election: ScriptedElection }[];
   maxSinkWaitMs?: number;
-}): { relay: Relay; sources: ScriptedSource[]; sessions: () => number } {
+  observer?: RelayObserver;
+}): {
+  relay: Relay;
+  sources: ScriptedSource[];
+  sessions: () => number;
+  /** The ZooKeeper sessions opened so far: the first, then each renewed one. */
+  zookeepers: ScriptedZooKeeper[];
+} {
   const sources: ScriptedSource[] = [];
   const sessions = [
     { follower: options.follower, election: options.election ?? new ScriptedElection([]) },
     ...(options.renewed ?? []),
   ];
   let opened = 0;
+  const zookeepers = [new ScriptedZooKeeper()];
+  const reconnect = async () => {
+    const zk = new ScriptedZooKeeper();
+    zookeepers.push(zk);
+    return asZooKeeper(zk);
+  };
   const relayOptions: RelayOptions = {
-    zk: scriptedZooKeeper(),
+    zk: asZooKeeper(zookeepers[0]!),
     cluster: "c",
     set: "s",
     consumer: "pgshovel",
@@ -277,7 +351,8 @@ export function scriptedRelay(options: {
     // The relay asks for the follower, then the election, of each session it opens.
     follower: () => sessions[opened]!.follower,
     leadership: () => sessions[opened++]!.election,
-    ...(options.renewed ? { reconnect: async () => scriptedZooKeeper() } : {}),
+    ...(options.renewed ? { reconnect } : {}),
+    ...(options.observer ? { observer: options.observer } : {}),
     pollIntervalMs: 0,
     selfTick: true,
     maxZooKeeperPauseMs: 1_000,
@@ -286,7 +361,7 @@ export function scriptedRelay(options: {
     elect: options.election !== undefined,
     ...(options.maxSinkWaitMs === undefined ? {} : { maxSinkWaitMs: options.maxSinkWaitMs }),
   };
-  return { relay: new Relay(relayOptions), sources, sessions: () => opened };
+  return { relay: new Relay(relayOptions), sources, sessions: () => opened, zookeepers };
 }
 
 /** Aborts `controller` on the first idle poll once `done()` holds. */
