@@ -136,15 +136,17 @@ async function queueTables(client: PgClient, queue: string): Promise<QueueTables
 }
 
 /**
- * Statement-level capture for plain tables. A partitioned table or one with inheritance
- * children keeps row triggers: its statement triggers would see its children's rows as its
- * own, and a row moved between partitions is not an UPDATE to a partition's triggers.
+ * Row triggers unless the table asks for statement triggers (`capture: statement`) and is a
+ * plain table. A partitioned table or one with inheritance children keeps row triggers: its
+ * statement triggers would see its children's rows as its own, and a row moved between
+ * partitions is not an UPDATE to a partition's triggers.
  */
-async function captureMode(client: PgClient, relid: number): Promise<CaptureMode> {
+async function captureMode(client: PgClient, table: CatalogTable): Promise<CaptureMode> {
+  if (table.capture !== "statement") return "row";
   const row = await query<{ plain: boolean }>(
     client,
     "SELECT relkind = 'r' AND NOT relhassubclass AS plain FROM pg_catalog.pg_class WHERE oid = $1",
-    [relid],
+    [table.relid],
     "reading the catalog",
   );
   return row.rows[0]?.plain ? "statement" : "row";
@@ -189,8 +191,8 @@ export async function installSet(
 }
 
 /**
- * (Re)creates one table's capture function and triggers. The mode is chosen from the table's
- * kind unless given (benchmarks compare both on the same table).
+ * (Re)creates one table's capture function and triggers. The mode is the table's `capture`
+ * option (on a plain table) unless given (benchmarks and tests compare both on one table).
  */
 export async function installTableCapture(
   client: PgClient,
@@ -210,7 +212,7 @@ export async function installTableCapture(
     table,
     configVersion: options.configVersion,
     queue,
-    mode: options.mode ?? (await captureMode(client, table.relid)),
+    mode: options.mode ?? (await captureMode(client, table)),
     old: table.old ?? "full",
   });
   for (const statement of statements) {

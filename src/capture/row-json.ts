@@ -76,3 +76,18 @@ export function keyImageExpression(
 export function identityText(row: RowRef, identity: CatalogColumn[]): string {
   return `pg_catalog.json_build_array(${identity.map((c) => `${row}.${ident(c.name)}::pg_catalog.text`).join(", ")})::pg_catalog.text`;
 }
+
+/**
+ * The `ev_data` of an event, `{"old" : <row or null>,"new":<row or null>}`, from the two row
+ * expressions (null: the member is JSON null). The relay copies an event whose text starts
+ * with `{"old" : ` into a JSON stream as it is (src/relay/pgq-event.ts) and parses any other,
+ * so that opening is kept byte for byte.
+ */
+export function eventDataExpression(oldRow: string | null, newRow: string | null): string {
+  const parts = [
+    oldRow === null ? `'{"old" : null,"new":'` : `'{"old" : '`,
+    ...(oldRow === null ? [] : [oldRow, `',"new":'`]),
+    ...(newRow === null ? [`'null}'`] : [newRow, "'}'"]),
+  ];
+  return parts.join(" OPERATOR(pg_catalog.||) ");
+}

@@ -1,5 +1,5 @@
 import { dbNames, ident, literal } from "../config/names.js";
-import { imageExpression, rowExpression } from "./row-json.js";
+import { eventDataExpression, imageExpression, rowExpression } from "./row-json.js";
 import {
   type CaptureSpec,
   captureFunctionName,
@@ -62,23 +62,16 @@ BEGIN
   IF TG_OP = 'TRUNCATE' THEN
     PERFORM ${raw("TRUNCATE", "'{}'")};
     RETURN NULL;
-  END IF;${
-    statement
-      ? `${statementBranch(spec)}
-  IF TG_OP <> 'UPDATE' OR NOT (${keyChanged}) THEN
-    RETURN NULL;
-  END IF;`
-      : ""
-  }
+  END IF;${statement ? statementBranch(spec) : ""}
   IF TG_OP = 'INSERT' THEN
-    PERFORM ${raw("INSERT", `'{"old":null,"new":' OPERATOR(pg_catalog.||) ${rowExpression("NEW", cols)} OPERATOR(pg_catalog.||) '}'`)};
+    PERFORM ${raw("INSERT", eventDataExpression(null, rowExpression("NEW", cols)))};
   ELSIF TG_OP = 'UPDATE' THEN
     IF ${imageExpression("OLD", cols)} OPERATOR(pg_catalog.*=) ${imageExpression("NEW", cols)} THEN
       RETURN NULL;
     END IF;
-    event_id := ${raw("UPDATE", `'{"old":' OPERATOR(pg_catalog.||) ${oldImageExpression(spec, "OLD", "NEW")} OPERATOR(pg_catalog.||) ',"new":' OPERATOR(pg_catalog.||) ${rowExpression("NEW", cols)} OPERATOR(pg_catalog.||) '}'`)};${markKeyChange}
+    event_id := ${raw("UPDATE", eventDataExpression(oldImageExpression(spec, "OLD", "NEW"), rowExpression("NEW", cols)))};${markKeyChange}
   ELSE
-    PERFORM ${raw("DELETE", `'{"old":' OPERATOR(pg_catalog.||) ${oldImageExpression(spec, "OLD")} OPERATOR(pg_catalog.||) ',"new":null}'`)};
+    PERFORM ${raw("DELETE", eventDataExpression(oldImageExpression(spec, "OLD"), null))};
   END IF;
   RETURN NULL;
 END`;
@@ -87,11 +80,16 @@ END`;
   const statementTriggers = (["INSERT", "UPDATE", "DELETE"] as const).map((op) =>
     ident(statementTriggerName(spec, op)),
   );
-  // One row trigger definition in both modes: in statement mode the function returns at once
-  // for INSERT and DELETE rows and for UPDATE rows whose key did not change. (A WHEN clause
-  // could skip those calls, but a trigger for several events cannot name OLD and NEW in it.)
-  const rowTriggerSql = `CREATE TRIGGER ${rowTrigger}
-       AFTER INSERT OR UPDATE OF ${cols.map((c) => ident(c.name)).join(", ")} OR DELETE ON ${target}
+  // In statement mode the row trigger exists for UPDATE rows whose key changed only, and its
+  // WHEN clause (evaluated by the server, no function call) keeps every other row from
+  // queueing a trigger event at all: a bulk statement pays no per-row call.
+  const monitored = cols.map((c) => ident(c.name)).join(", ");
+  const rowTriggerSql = statement
+    ? `CREATE TRIGGER ${rowTrigger}
+       AFTER UPDATE OF ${monitored} ON ${target}
+       FOR EACH ROW WHEN (${keyChanged}) EXECUTE FUNCTION ${fn}()`
+    : `CREATE TRIGGER ${rowTrigger}
+       AFTER INSERT OR UPDATE OF ${monitored} OR DELETE ON ${target}
        FOR EACH ROW EXECUTE FUNCTION ${fn}()`;
   const transition = {
     INSERT: "REFERENCING NEW TABLE AS pgs_new",
@@ -102,7 +100,11 @@ END`;
     // SECURITY DEFINER: application roles may write to a captured table without being
     // granted PgQ's pgq_writer. Every name in the body is schema-qualified, so no
     // search_path can redirect it.
-    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $pgshovel$${body}
+    // jit off in statement mode: the cost of a statement over a large transition table passes
+    // the JIT thresholds, and compiling its expressions (again on every call: a compiled plan
+    // is not kept) took longer than running them. Not in row mode, where the SET would be paid
+    // on every row and no query is large.
+    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER${statement ? " SET jit = off" : ""} AS $pgshovel$${body}
 $pgshovel$`,
     ...[rowTrigger, truncateTrigger, ...statementTriggers].map(
       (name) => `DROP TRIGGER IF EXISTS ${name} ON ${target}`,

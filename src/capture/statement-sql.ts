@@ -1,5 +1,5 @@
 import { ident, literal } from "../config/names.js";
-import { identityText, imageExpression, rowExpression } from "./row-json.js";
+import { eventDataExpression, identityText, imageExpression, rowExpression } from "./row-json.js";
 import {
   type CaptureSpec,
   eventExtras,
@@ -13,10 +13,10 @@ import {
  * PL/pgSQL plans each statement of the function once per session and keeps that plan, sized
  * for the transition tables it first saw: a hash join sized for 200 000 rows costs
  * milliseconds to set up for one row, and a nested loop planned for one row is quadratic
- * for 200 000. Small and large UPDATE statements therefore run two copies of the same query,
- * each keeping a plan made for its kind.
+ * for 200 000. Small and large UPDATE statements therefore run two queries, each keeping a
+ * plan made for its kind: below SMALL rows a nested loop costs at most SMALL² comparisons.
  */
-const SMALL = 100;
+const SMALL = 16;
 
 /**
  * The statement-level half of a capture function: every event of an INSERT, UPDATE or
@@ -37,25 +37,32 @@ export function statementBranch(spec: CaptureSpec): string {
   const identity = identityColumns(table);
   const extras = eventExtras(spec);
   const newRow = (row: string) => rowExpression(row, cols);
-  const inserts = `SELECT 'INSERT' AS ev_type, '{"old":null,"new":' OPERATOR(pg_catalog.||) ${newRow("n")} OPERATOR(pg_catalog.||) '}' AS ev_data FROM pgs_new n`;
-  const deletes = `SELECT 'DELETE' AS ev_type, '{"old":' OPERATOR(pg_catalog.||) ${oldImageExpression(spec, "o")} OPERATOR(pg_catalog.||) ',"new":null}' AS ev_data FROM pgs_old o`;
+  const inserts = `SELECT 'INSERT' AS ev_type, ${eventDataExpression(null, newRow("n"))} AS ev_data FROM pgs_new n`;
+  const deletes = `SELECT 'DELETE' AS ev_type, ${eventDataExpression(oldImageExpression(spec, "o"), null)} AS ev_data FROM pgs_old o`;
   // Transition tables do not pair rows: an UPDATE pairs them by identity. That is right for
   // every row whose key did not change (its key names one row before and after); the rows
   // whose key changed were captured one by one by the row trigger, and are left out here.
+  // Compared under "C": equality is the same bytes as under any deterministic collation,
+  // and a merge join's sort by strcoll cost more than the rest of the join.
   const keyJoin = identity
     .map(
       (c) =>
-        `o.${ident(c.name)}::pg_catalog.text OPERATOR(pg_catalog.=) n.${ident(c.name)}::pg_catalog.text`,
+        `o.${ident(c.name)}::pg_catalog.text COLLATE "C" OPERATOR(pg_catalog.=) n.${ident(c.name)}::pg_catalog.text COLLATE "C"`,
     )
     .join(" AND ");
   // A FULL JOIN, filtered back to the matched pairs through COALESCE (which the planner cannot
   // use to make it an inner join), because PL/pgSQL keeps the plan it made for the first
   // statement: a nested loop planned for one row would be quadratic for the next bulk
   // UPDATE. A full join can only be a hash or merge join, fine at any size.
-  const updates = `SELECT 'UPDATE' AS ev_type, '{"old":' OPERATOR(pg_catalog.||) ${oldImageExpression(spec, "o", "n")} OPERATOR(pg_catalog.||) ',"new":' OPERATOR(pg_catalog.||) ${newRow("n")} OPERATOR(pg_catalog.||) '}' AS ev_data
+  const updates = `SELECT 'UPDATE' AS ev_type, ${eventDataExpression(oldImageExpression(spec, "o", "n"), newRow("n"))} AS ev_data
       FROM (SELECT true AS "pgshovel paired", * FROM pgs_old) o FULL JOIN (SELECT true AS "pgshovel paired", * FROM pgs_new) n ON ${keyJoin}
      WHERE COALESCE(o."pgshovel paired", false) AND COALESCE(n."pgshovel paired", false)
        AND ${imageExpression("o", cols)} OPERATOR(pg_catalog.*<>) ${imageExpression("n", cols)}`;
+  // For a few rows the plain join, planned once for the first small statement (a nested
+  // loop over a handful of rows sets up nothing): what a single-row UPDATE pays.
+  const smallUpdates = `SELECT 'UPDATE' AS ev_type, ${eventDataExpression(oldImageExpression(spec, "o", "n"), newRow("n"))} AS ev_data
+      FROM pgs_old o JOIN pgs_new n ON ${keyJoin}
+     WHERE ${imageExpression("o", cols)} OPERATOR(pg_catalog.*<>) ${imageExpression("n", cols)}`;
   const movedKey = `pg_catalog.json_build_array(${identity
     .map((c) => `(ev.ev_data::pg_catalog.json -> 'new') ->> ${literal(c.name)}`)
     .join(", ")})::pg_catalog.text`;
@@ -102,7 +109,7 @@ export function statementBranch(spec: CaptureSpec): string {
         PERFORM pg_catalog.set_config(${setting}, '', true);
         ${dispatch(updatesExceptMoved, true)}
       ELSIF (SELECT pg_catalog.count(*) FROM (SELECT FROM pgs_new LIMIT ${SMALL}) s) < ${SMALL} THEN
-        ${dispatch(updates)}
+        ${dispatch(smallUpdates)}
       ELSE
         ${dispatch(updates)}
       END IF;

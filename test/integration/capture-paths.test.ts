@@ -14,7 +14,7 @@ import { dbNames } from "../../src/config/names.js";
 import type { SetConfigInput } from "../../src/config/set-config.js";
 import { createTestDatabase } from "../support/postgres.js";
 import { clusterFixture, readEvents, registerConsumer, setConfig } from "./helpers/admin.js";
-import { ALL_TYPES_COLUMNS as COLUMNS, ALL_TYPES_SETUP } from "./helpers/all-types.js";
+import { ALL_TYPES_SETUP, ALL_TYPES_COLUMNS as COLUMNS } from "./helpers/all-types.js";
 
 const SETUP = [
   ...ALL_TYPES_SETUP,

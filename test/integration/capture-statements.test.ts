@@ -29,7 +29,13 @@ async function withSet(
   try {
     for (const sql of setup) await db.query(sql);
     await initializeCluster(f.ctx);
-    await createSet(f.ctx, "s1", setConfig(db.dsn, tables));
+    // every table in statement mode, as a user asks for it
+    const statementTables = tables.map((t) =>
+      typeof t === "string"
+        ? { name: t, schema: "public", capture: "statement" as const }
+        : { capture: "statement" as const, ...t },
+    );
+    await createSet(f.ctx, "s1", setConfig(db.dsn, statementTables));
     const queue = dbNames.queue(f.cluster, "s1");
     await registerConsumer(db, queue);
     await body(db, queue, f);
@@ -42,7 +48,7 @@ async function withSet(
 const row = (e: CapturedEvent, side: "old" | "new") => e.data[side] as Record<string, unknown>;
 
 describe("capture: set-based statements", () => {
-  test("the triggers installed on a plain table are statement-level, with a row trigger for key changes", async () => {
+  test("capture: statement on a plain table installs statement triggers, with a row trigger for key changes", async () => {
     await withSet(
       "cap_stmt_kind",
       ["CREATE TABLE t (id int PRIMARY KEY, v text)"],
