@@ -39,14 +39,19 @@ const fixture = await setupSet({
 const { db } = fixture;
 try {
   const client = await db.connect();
-  const [rowTable] = await resolveTables(client, [{ name: "row", schema: "public" }]);
-  await installTableCapture(client, {
-    cluster: fixture.cluster,
-    set: fixture.set,
-    table: rowTable!,
-    configVersion: 0,
-    mode: "row",
-  });
+  for (const [name, mode] of [
+    ["stmt", "statement"],
+    ["row", "row"],
+  ] as const) {
+    const [table] = await resolveTables(client, [{ name, schema: "public" }]);
+    await installTableCapture(client, {
+      cluster: fixture.cluster,
+      set: fixture.set,
+      table: table!,
+      configVersion: 0,
+      mode,
+    });
+  }
   const measure = async (sql: string, count: number): Promise<Sample> => {
     const [before] = (await client.query("SELECT pg_current_wal_insert_lsn() AS lsn")).rows;
     const started = process.hrtime.bigint();
@@ -72,6 +77,10 @@ try {
     ],
     "INSERT single": (t) => [
       `DO $$ BEGIN FOR i IN 1..${single} LOOP INSERT INTO ${t} VALUES (${rows} + i, 1, 0, ''); END LOOP; END $$`,
+      single,
+    ],
+    "DELETE single": (t) => [
+      `DO $$ BEGIN FOR i IN 1..${single} LOOP DELETE FROM ${t} WHERE aid = ${rows} + i; END LOOP; END $$`,
       single,
     ],
   };

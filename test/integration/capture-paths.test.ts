@@ -12,6 +12,8 @@ import type { CaptureMode } from "../../src/capture/sql.js";
 import { createSet, initializeCluster } from "../../src/cluster/admin.js";
 import { dbNames } from "../../src/config/names.js";
 import type { SetConfigInput } from "../../src/config/set-config.js";
+import { toMutation } from "../../src/relay/pgq-event.js";
+import { ROWS_JSON } from "../../src/stream/types.js";
 import { createTestDatabase } from "../support/postgres.js";
 import { clusterFixture, readEvents, registerConsumer, setConfig } from "./helpers/admin.js";
 import { ALL_TYPES_SETUP, ALL_TYPES_COLUMNS as COLUMNS } from "./helpers/all-types.js";
@@ -114,6 +116,28 @@ async function streamOf(mode: CaptureMode, old: "full" | "key"): Promise<unknown
         }));
         const key = (e: unknown) => JSON.stringify(e);
         units.push(step.ordered ? events : events.sort((a, b) => key(a).localeCompare(key(b))));
+      }
+      // every row event is one the relay copies into a JSON stream without parsing it
+      const prefix = await client.query<{ p: string }>(
+        "SELECT queue_data_pfx AS p FROM pgq.queue WHERE queue_name = $1",
+        [queue],
+      );
+      const raw = await client.query<{ ev_type: string; ev_data: string }>(
+        `SELECT ev_type, ev_data FROM ${prefix.rows[0]!.p} WHERE ev_type <> 'TRUNCATE'`,
+      );
+      assert.ok(raw.rows.length > 3000);
+      const identities = new Map<string, string[]>();
+      for (const row of raw.rows) {
+        const event = {
+          ...row,
+          ev_id: "1",
+          ev_time: "2026-01-01 00:00:00+00",
+          ev_txid: "1",
+          ev_extra1: "public",
+          ev_extra2: "t",
+          ev_extra4: '["id"]',
+        };
+        assert.notEqual(toMutation(event, identities)[ROWS_JSON], undefined, row.ev_data);
       }
       return units;
     } finally {
