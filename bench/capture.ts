@@ -114,18 +114,27 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
     },
   });
   try {
-    const tps = Object.fromEntries(MODES.map((m) => [m, [] as number[]])) as Record<Mode, number[]>;
+    const perMode = () =>
+      Object.fromEntries(MODES.map((m) => [m, [] as number[]])) as Record<Mode, number[]>;
+    const tps = perMode();
+    // WAL bytes per transaction, the pgbench run alone
+    const wal = perMode();
     const runs: Record<string, unknown>[] = [];
     for (let round = 0; round < options.rounds; round++) {
       // Rotate the order so that no mode always runs first (or right after a vacuum of the others' garbage).
       const order = MODES.map((_, i) => MODES[(i + round) % MODES.length]!);
       for (const mode of order) {
         await useMode(fixture.db, fixture.cluster, mode);
-        // -v: vacuum every pgbench table first, so each run starts from the same state.
+        // Vacuum every pgbench table first (what -v does), so each run starts from the same
+        // state, and outside the WAL measured.
+        await fixture.db.query(`VACUUM ${PGBENCH_TABLES.join(", ")}`);
+        const [before] = await fixture.db.query<{ lsn: string }>(
+          "SELECT pg_current_wal_insert_lsn()::text AS lsn",
+        );
         const out = await pgbench(fixture.db, [
           "-b",
           "tpcb-like",
-          "-v",
+          "-n",
           "-c",
           String(options.clients),
           "-j",
@@ -137,7 +146,13 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
         if (!match) throw new Error(`cannot read the TPS in pgbench's output:\n${out}`);
         const value = Number(match[1]);
         tps[mode].push(value);
-        runs.push({ round, mode, tps: value });
+        const processed = /number of transactions actually processed: (\d+)/.exec(out);
+        const [after] = await fixture.db.query<{ bytes: string }>(
+          "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::text AS bytes",
+          [before!.lsn],
+        );
+        wal[mode].push(Number(after!.bytes) / Number(processed?.[1] ?? Number.NaN));
+        runs.push({ round, mode, tps: value, walPerTransaction: wal[mode].at(-1) });
         options.log(
           `capture${options.durable ? " (durable)" : ""} round ${round + 1}/${options.rounds} ${mode}: ${fmt(value)} TPS`,
         );
@@ -148,6 +163,12 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
     const jsontriga = median(tps.jsontriga);
     const statementMode = median(tps["pgshovel-statement"]);
     const threeTables = median(tps["pgshovel-3"]);
+    // WAL the capture adds per captured row: four rows per transaction (three without history)
+    const walPerRow = (mode: Mode) => {
+      const rows = mode === "pgshovel-3" ? 3 : 4;
+      const bytes = (median(wal[mode]) - median(wal.none)) / rows;
+      return `, +${fmt(Math.round(bytes))} B WAL per captured row`;
+    };
     const ratio = ours / none;
     const jsontrigaRatio = jsontriga / none;
     const checks = [target("pgshovel TPS / no-trigger TPS", round(ratio, 3), ">=", 0.66)];
@@ -168,7 +189,7 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
         log: undefined,
         scale: SCALE,
         builtin: "tpcb-like",
-        vacuum: "-v before each run",
+        vacuum: "VACUUM of the pgbench tables before each run (as -v), then -n",
         durability,
       },
       values: {
@@ -177,6 +198,9 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
         tpsJsontriga: round(jsontriga, 1),
         tpsPgshovelThreeTables: round(threeTables, 1),
         tpsPgshovelStatementMode: round(statementMode, 1),
+        ...Object.fromEntries(
+          MODES.map((m) => [`walBytesPerTransaction:${m}`, round(median(wal[m]), 0)]),
+        ),
       },
       ratios: {
         pgshovel: round(ratio, 3),
@@ -189,7 +213,7 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
       rows: [
         {
           figure: `${label}, pgshovel triggers on 4 tables (${how})`,
-          measured: `${fmt(ours)} TPS`,
+          measured: `${fmt(ours)} TPS${walPerRow("pgshovel")}`,
           baseline: `${fmt(none)} TPS without triggers`,
           ratio: ratio.toFixed(2),
           target: "≥ 0.66",
@@ -197,7 +221,7 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
         },
         {
           figure: `${label}, pgshovel on 3 tables (pgbench_history not captured)`,
-          measured: `${fmt(threeTables)} TPS`,
+          measured: `${fmt(threeTables)} TPS${walPerRow("pgshovel-3")}`,
           baseline: `${fmt(none)} TPS without triggers`,
           ratio: (threeTables / none).toFixed(2),
           target: "–",
@@ -205,7 +229,7 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
         },
         {
           figure: `${label}, pgshovel with \`capture: statement\` on 4 tables (reference)`,
-          measured: `${fmt(statementMode)} TPS`,
+          measured: `${fmt(statementMode)} TPS${walPerRow("pgshovel-statement")}`,
           baseline: `${fmt(none)} TPS without triggers`,
           ratio: (statementMode / none).toFixed(2),
           target: "–",
@@ -213,7 +237,7 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
         },
         {
           figure: `${label}, \`pgq.jsontriga\` (reference)`,
-          measured: `${fmt(jsontriga)} TPS`,
+          measured: `${fmt(jsontriga)} TPS${walPerRow("jsontriga")}`,
           baseline: `${fmt(none)} TPS without triggers`,
           ratio: jsontrigaRatio.toFixed(2),
           target: "–",

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { createSet, initializeCluster } from "../../src/cluster/admin.js";
+import { createSet, initializeCluster, updateSet } from "../../src/cluster/admin.js";
+import { readSet } from "../../src/cluster/records.js";
 import { DEFAULT_CONSUMER, dbNames } from "../../src/config/names.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
@@ -68,6 +69,38 @@ describe("capture: set-based statements", () => {
         ]);
       },
     );
+  });
+
+  test("without the option a table gets row triggers, and set update switches it to statement mode", async () => {
+    const f = await clusterFixture();
+    const db = await createTestDatabase("cap_stmt_default");
+    try {
+      await db.query("CREATE TABLE t (id int PRIMARY KEY, v text)");
+      await initializeCluster(f.ctx);
+      const triggers = async () =>
+        db.query<{ name: string; row: boolean }>(
+          `SELECT tgname AS name, (tgtype & 1) = 1 AS row FROM pg_trigger
+            WHERE tgrelid = 't'::regclass AND NOT tgisinternal ORDER BY 1`,
+        );
+      const base = `pgs_${f.cluster}_s1`;
+      await createSet(f.ctx, "s1", setConfig(db.dsn, ["t"]));
+      assert.deepEqual(await triggers(), [
+        { name: base, row: true },
+        { name: `${base}_t`, row: false },
+      ]);
+      const stored = await readSet(f.ctx, "s1");
+      assert.equal(stored?.config.tables[0]?.capture, undefined);
+      await updateSet(
+        f.ctx,
+        "s1",
+        setConfig(db.dsn, [{ name: "t", schema: "public", capture: "statement" }]),
+      );
+      assert.equal((await triggers()).length, 5);
+      assert.equal((await readSet(f.ctx, "s1"))?.config.tables[0]?.capture, "statement");
+    } finally {
+      await f.close();
+      await db.drop();
+    }
   });
 
   test("an UPDATE that changes many keys at once (a swap among them) pairs every old row with its new row", async () => {
