@@ -163,8 +163,11 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
     const jsontriga = median(tps.jsontriga);
     const statementMode = median(tps["pgshovel-statement"]);
     const threeTables = median(tps["pgshovel-3"]);
-    // WAL the capture adds per captured row: four rows per transaction (three without history)
+    // WAL the capture adds per captured row (four rows per transaction, three without
+    // history), shown only on a private server: the stack's WAL is shared with whatever else
+    // runs on it.
     const walPerRow = (mode: Mode) => {
+      if (!server) return "";
       const rows = mode === "pgshovel-3" ? 3 : 4;
       const bytes = (median(wal[mode]) - median(wal.none)) / rows;
       return `, +${fmt(Math.round(bytes))} B WAL per captured row`;
