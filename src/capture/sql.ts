@@ -35,11 +35,13 @@ export function captureSql(spec: CaptureSpec): string[] {
     `pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, '${type}', ${data}, ${extras})`;
   const statement = spec.mode === "statement";
   const identity = identityColumns(table);
-  // A key changed when a key column's text did: the statement trigger pairs rows by that text.
+  // A key changed when a key column's text did: the statement trigger pairs rows by that
+  // text, and both compare it under "C" (byte for byte), so that a column with a
+  // nondeterministic collation cannot make a row neither paired nor captured here.
   const keyChanged = identity
     .map(
       (c) =>
-        `OLD.${ident(c.name)}::pg_catalog.text IS DISTINCT FROM NEW.${ident(c.name)}::pg_catalog.text`,
+        `OLD.${ident(c.name)}::pg_catalog.text COLLATE pg_catalog."C" IS DISTINCT FROM NEW.${ident(c.name)}::pg_catalog.text COLLATE pg_catalog."C"`,
     )
     .join(" OR ");
   // In statement mode the row trigger fires only for rows whose key changed; it leaves the

@@ -47,7 +47,7 @@ export function statementBranch(spec: CaptureSpec): string {
   const keyJoin = identity
     .map(
       (c) =>
-        `o.${ident(c.name)}::pg_catalog.text COLLATE "C" OPERATOR(pg_catalog.=) n.${ident(c.name)}::pg_catalog.text COLLATE "C"`,
+        `o.${ident(c.name)}::pg_catalog.text COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) n.${ident(c.name)}::pg_catalog.text COLLATE pg_catalog."C"`,
     )
     .join(" AND ");
   // A FULL JOIN, filtered back to the matched pairs through COALESCE (which the planner cannot

@@ -103,6 +103,30 @@ describe("capture: set-based statements", () => {
     }
   });
 
+  test("a key changed only in a way its nondeterministic collation ignores is still a key change", async () => {
+    await withSet(
+      "cap_stmt_collation",
+      [
+        "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+        "CREATE TABLE t (id text COLLATE ci PRIMARY KEY, v int)",
+        "INSERT INTO t VALUES ('a', 1), ('b', 1)",
+      ],
+      ["t"],
+      async (db, queue) => {
+        await readEvents(db, queue);
+        await db.query("UPDATE t SET id = upper(id), v = v + 1");
+        const events = await readEvents(db, queue);
+        assert.deepEqual(
+          events.map((e) => [e.type, row(e, "old").id, row(e, "new").id, row(e, "new").v]).sort(),
+          [
+            ["UPDATE", "a", "A", 2],
+            ["UPDATE", "b", "B", 2],
+          ],
+        );
+      },
+    );
+  });
+
   test("an UPDATE that changes many keys at once (a swap among them) pairs every old row with its new row", async () => {
     await withSet(
       "cap_stmt_keys",
