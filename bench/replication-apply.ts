@@ -2,9 +2,10 @@
  * A quick apply figure for the replica (not part of `make bench`):
  * `node dist/bench/replication-apply.js [--rows N]` with the stack's environment.
  *
- * 1. The applier alone on generated mutations (INSERT, UPDATE, DELETE runs), compared
- *    with two other ways to write a run that were tried: COPY into a staging table then
- *    one set-based statement, and one statement per row.
+ * 1. The applier alone on generated mutations (INSERT, UPDATE, DELETE runs), as it ships
+ *    (COPY, and a staging table for UPDATE and DELETE) and with every run over arrays,
+ *    compared with a hand-written staging table (analyzed before each statement) and
+ *    one statement per row.
  * 2. End to end from a set's PgQ queue: the source writes N inserts and N updates,
  *    then `applyQueueBatches` reads, decodes and applies them.
  */
@@ -16,9 +17,9 @@ import { from as copyFrom } from "pg-copy-streams";
 import { BatchApplier } from "../src/replication/apply.js";
 import { applyQueueBatches, bootstrapFromQueue } from "../src/replication/queue-replica.js";
 import { DEFAULT_RUN_LIMITS } from "../src/replication/runs.js";
-import { parseSnapshot } from "../src/replication/snapshot.js";
 import type { ReplicaTable } from "../src/replication/target-schema.js";
 import { installReplicaState, recordCopied } from "../src/replication/target-state.js";
+import { parseSnapshot } from "../src/stream/snapshot.js";
 import type { Begin, Mutation, Operation, Row } from "../src/stream/types.js";
 import { setupSet } from "../test/support/fixtures.js";
 import { createTestDatabase, type TestDatabase } from "../test/support/postgres.js";
@@ -90,11 +91,16 @@ async function freshTarget(): Promise<{ db: TestDatabase; client: pg.Client }> {
   return { db, client };
 }
 
-/** The applier itself: every run over arrays, or (as it ships) INSERT runs through COPY. */
+/**
+ * The applier itself: every run over arrays, or (as it ships) INSERT runs through COPY and
+ * UPDATE and DELETE runs through a staging table.
+ */
 async function applier(rows: number, copyInserts: boolean): Promise<void> {
   const { db, client } = await freshTarget();
   try {
-    const limits = { ...DEFAULT_RUN_LIMITS, copyInsertsFrom: copyInserts ? 64 : Infinity };
+    const limits = copyInserts
+      ? DEFAULT_RUN_LIMITS
+      : { ...DEFAULT_RUN_LIMITS, copyInsertsFrom: Infinity, stageFrom: Infinity };
     const applier = new BatchApplier(client, {
       cluster: "bench",
       set: "s",
@@ -106,7 +112,7 @@ async function applier(rows: number, copyInserts: boolean): Promise<void> {
       const label = copyInserts
         ? operation === "INSERT"
           ? "applier: COPY straight into the table, INSERT"
-          : undefined
+          : `applier: COPY into a staging table, ${operation}`
         : `applier: arrays (unnest), ${operation}`;
       const batch = {
         node: "00000000-0000-4000-8000-000000000000",
@@ -114,8 +120,7 @@ async function applier(rows: number, copyInserts: boolean): Promise<void> {
         begin: BEGIN,
         mutations: generate(operation, rows),
       };
-      if (label) await timed(label, rows, () => applier.apply(batch));
-      else await applier.apply(batch);
+      await timed(label, rows, () => applier.apply(batch));
     }
   } finally {
     await client.end();
@@ -150,7 +155,7 @@ async function staging(rows: number): Promise<void> {
       DELETE: "DELETE FROM t USING stage s WHERE t.id = s.old_id",
     };
     for (const operation of ["INSERT", "UPDATE", "DELETE"] as const) {
-      await timed(`COPY into a staging table, ${operation}`, rows, async () => {
+      await timed(`hand-written staging table, ${operation}`, rows, async () => {
         await client.query("BEGIN");
         for (let first = 1; first <= rows; first += RUN) {
           const lines: string[] = [];

@@ -64,6 +64,7 @@ export {
   type StatusOptions,
 } from "./monitoring/status.js";
 export type { Finding, FindingCode, Level, Thresholds } from "./monitoring/verdict.js";
+export * from "./promotion/index.js";
 export type {
   BatchInfo,
   BatchSource,
@@ -84,4 +85,5 @@ export { FileSink, StreamSink } from "./sinks/file/file-sink.js";
 export * from "./sinks/kafka/index.js";
 export { type CommittedMark, type Sink, untilRevoked, type WriteGuard } from "./sinks/sink.js";
 export * from "./stream/index.js";
+export * from "./verify/index.js";
 export { SOFTWARE_VERSION } from "./version.js";

@@ -16,6 +16,8 @@ import { parseSetConfig, type SetConfigInput } from "../config/set-config.js";
 import { PgshovelError } from "../errors.js";
 import { globals, withAdmin } from "./context.js";
 import { option } from "./options.js";
+import { addPromotionCommands } from "./promotion-commands.js";
+import { addVerifyCommand } from "./verify-command.js";
 
 async function readConfig(file: string | undefined): Promise<SetConfigInput> {
   if (file === undefined || file === "-") {
@@ -212,4 +214,6 @@ export function addAdminCommands(program: Command): void {
       process.stdout.write(stringify(shown));
       process.stderr.write(`version: ${result.version}\n`);
     });
+  addVerifyCommand(set);
+  addPromotionCommands(set);
 }

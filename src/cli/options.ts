@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { checkClusterName, checkSetName } from "../config/names.js";
+import { hidePassword } from "../config/set-config.js";
 import { PgshovelError } from "../errors.js";
 import { LOG_FORMATS, LOG_LEVELS } from "../log.js";
 
@@ -99,4 +100,24 @@ export function parseSet(text: string): string {
   } catch (error) {
     throw new InvalidArgumentError((error as Error).message);
   }
+}
+
+/** `--max-zookeeper-pause`: how long a long-running command rides out a ZooKeeper outage. */
+export function maxZookeeperPauseOption(): Option {
+  return option(
+    "--max-zookeeper-pause <duration>",
+    "give up when ZooKeeper stays unreachable, or no new session opens after an expiry, this long",
+  )
+    .default(60_000, "60s")
+    .argParser(parseDuration);
+}
+
+/** A PostgreSQL DSN given on the command line (`--target`, `--source`): a postgresql:// URL. */
+export function parseDsn(text: string): string {
+  if (!/^postgres(ql)?:\/\//i.test(text)) {
+    throw new InvalidArgumentError(
+      `${JSON.stringify(hidePassword(text))} is not a DSN: write it as postgresql://user:password@host:port/database`,
+    );
+  }
+  return text;
 }

@@ -8,10 +8,11 @@ import { DEFAULT_MAX_SINK_WAIT_MS } from "../relay/options.js";
 import { PgqSource } from "../relay/pgq-source.js";
 import { Relay } from "../relay/relay.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
-import { globals, loggerFor } from "./context.js";
+import { runUntilStopped } from "./long-running.js";
 import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
 import {
   type GlobalOptions,
+  maxZookeeperPauseOption,
   option,
   parseConsumer,
   parseDuration,
@@ -19,13 +20,9 @@ import {
   parseSet,
 } from "./options.js";
 import { addKafkaOptions, createSink, kafkaOptionsFrom, type SinkSpec } from "./sinks.js";
-import { catchStopSignals, releaseStopSignals } from "./stop-signals.js";
 
 /** The name of the relay command of `pgshovel`. */
 export const RELAY_COMMAND = "relay";
-
-/** A relay that has not stopped this long after SIGTERM or SIGINT exits anyway. */
-const STOP_DEADLINE_MS = 9000;
 
 /** Options of the relay command, parsed. */
 interface RelayFlags extends OperationsFlags {
@@ -84,14 +81,7 @@ function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
         "do not tick the queue when idle (leave ticking to pgqd: higher latency)",
       ),
     )
-    .addOption(
-      option(
-        "--max-zookeeper-pause <duration>",
-        "give up when ZooKeeper stays unreachable, or no new session opens after an expiry, this long",
-      )
-        .default(60_000, "60s")
-        .argParser(parseDuration),
-    )
+    .addOption(maxZookeeperPauseOption())
     .addOption(
       option(
         "--max-sink-wait <duration>",
@@ -107,61 +97,39 @@ function configure(command: Command, defaultSink: SinkSpec["kind"]): Command {
   });
 }
 
-async function runRelay(command: Command, set: string, flags: RelayFlags): Promise<void> {
-  // main.ts caught the signals before the program loaded; a relay run otherwise catches them now.
-  const stop = catchStopSignals();
-  const { signal } = stop;
-  const options = globals(command);
-  let logger = loggerFor(options);
-  const onStop = () => {
-    logger.info({ signal: stop.received }, "stopping");
-    // Whatever is still in flight is safe to abandon: an unfinished batch is sent again.
-    setTimeout(() => {
-      logger.warn(`did not stop within ${STOP_DEADLINE_MS / 1000} s: exiting`);
-      process.exit(0);
-    }, STOP_DEADLINE_MS).unref();
-  };
-  if (signal.aborted) onStop();
-  else signal.addEventListener("abort", onStop, { once: true });
-  let relay: Relay | undefined;
-  let ops: RelayOperations | undefined;
-  const diagnose = () => {
-    relay?.diagnostics().then(
-      (report) => process.stderr.write(`${JSON.stringify({ diagnostics: report })}\n`),
-      (error) => process.stderr.write(`diagnostics failed: ${describeError(error)}\n`),
-    );
-  };
-  try {
-    // Every step up to the relay's own run ends at once when a signal comes (exit 0).
-    if (signal.aborted) return;
-    const consumer = flags.consumerId;
-    ops = await startRelayOperations({
-      labels: { cluster: options.cluster, set, consumer },
-      queue: dbNames.queue(options.cluster, set),
-      metricsListen: flags.metricsListen,
-      healthStallAfterMs: flags.healthStallAfter,
-      sentryDsn: flags.sentryDsn,
-      secrets: typeof flags.kafkaSaslPassword === "string" ? [flags.kafkaSaslPassword] : [],
-      progressIntervalMs: flags.progressInterval,
-      logger,
-    });
-    logger = ops.logger;
-    relay = await startRelay(options, set, flags, ops, signal);
-    process.on("SIGUSR1", diagnose);
-    const outcome = await relay.run(signal);
-    if (outcome.kind === "dropped")
-      process.stderr.write(`set ${set} was dropped; the relay stops\n`);
-  } catch (error) {
-    if (signal.aborted) return;
-    ops?.failed(error);
-    throw error;
-  } finally {
-    signal.removeEventListener("abort", onStop);
-    process.off("SIGUSR1", diagnose);
-    releaseStopSignals(false);
-    relay?.zookeeper.close();
-    await ops?.close();
-  }
+function runRelay(command: Command, set: string, flags: RelayFlags): Promise<void> {
+  return runUntilStopped<RelayOperations>(command, {
+    operations: (options, logger) =>
+      startRelayOperations({
+        labels: { cluster: options.cluster, set, consumer: flags.consumerId },
+        queue: dbNames.queue(options.cluster, set),
+        metricsListen: flags.metricsListen,
+        healthStallAfterMs: flags.healthStallAfter,
+        sentryDsn: flags.sentryDsn,
+        secrets: typeof flags.kafkaSaslPassword === "string" ? [flags.kafkaSaslPassword] : [],
+        progressIntervalMs: flags.progressInterval,
+        logger,
+      }),
+    async run(options, ops, signal) {
+      let relay: Relay | undefined;
+      const diagnose = () => {
+        relay?.diagnostics().then(
+          (report) => process.stderr.write(`${JSON.stringify({ diagnostics: report })}\n`),
+          (error) => process.stderr.write(`diagnostics failed: ${describeError(error)}\n`),
+        );
+      };
+      try {
+        relay = await startRelay(options, set, flags, ops, signal);
+        process.on("SIGUSR1", diagnose);
+        const outcome = await relay.run(signal);
+        if (outcome.kind === "dropped")
+          process.stderr.write(`set ${set} was dropped; the relay stops\n`);
+      } finally {
+        process.off("SIGUSR1", diagnose);
+        relay?.zookeeper.close();
+      }
+    },
+  });
 }
 
 /** The sink, the ZooKeeper session and the relay, wired with the operations' wrappers. */

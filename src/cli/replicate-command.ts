@@ -22,17 +22,19 @@ import { PgTarget } from "../replication/target.js";
 import { ReplicaWorker } from "../replication/worker.js";
 import type { FeedFactory } from "../replication/worker-options.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
-import { globals, loggerFor } from "./context.js";
+import { runUntilStopped } from "./long-running.js";
 import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
 import {
   type GlobalOptions,
+  maxZookeeperPauseOption,
   option,
   parseConsumer,
+  parseDsn,
   parseDuration,
   parsePositiveInt,
   parseSet,
 } from "./options.js";
-import { catchStopSignals, releaseStopSignals } from "./stop-signals.js";
+import { addKafkaConnectionOptions } from "./sinks.js";
 
 /** Where the replica's stream comes from: a tagged union, handled exhaustively. */
 export type FeedSpec =
@@ -44,9 +46,6 @@ export type FeedSpec =
 /** The name of the replicate command of `pgshovel`. */
 export const REPLICATE_COMMAND = "replicate";
 
-/** A worker that has not stopped this long after SIGTERM or SIGINT exits anyway. */
-const STOP_DEADLINE_MS = 9000;
-
 /** Options of the replicate command, parsed. */
 interface ReplicateFlags extends OperationsFlags {
   target: string;
@@ -56,6 +55,8 @@ interface ReplicateFlags extends OperationsFlags {
   codec?: CodecName;
   jobs: number;
   createTables: boolean;
+  /** False with --no-copy. */
+  copy: boolean;
   untilCaughtUp: boolean;
   pollInterval: number;
   fetchSize: number;
@@ -84,15 +85,7 @@ function parseFeed(text: string): FeedSpec {
   );
 }
 
-function parseDsn(text: string): string {
-  if (!/^postgres(ql)?:\/\//i.test(text)) {
-    throw new InvalidArgumentError(
-      `${JSON.stringify(hidePassword(text))} is not a DSN: write it as postgresql://user:password@host:port/database`,
-    );
-  }
-  return text;
-}
-
+/** A DSN given on the command line: a `postgresql://` URI. */
 function kafkaReadOptions(
   flags: ReplicateFlags,
   cluster: string,
@@ -194,59 +187,38 @@ function pauseAfterCommit(
   };
 }
 
-async function runReplicate(command: Command, set: string, flags: ReplicateFlags): Promise<void> {
-  // main.ts caught the signals before the program loaded; a run otherwise catches them now.
-  const stop = catchStopSignals();
-  const { signal } = stop;
-  const options = globals(command);
-  let logger = loggerFor(options);
-  const onStop = () => {
-    logger.info({ signal: stop.received }, "stopping");
-    // Whatever is in flight is safe to abandon: a batch not committed comes again.
-    setTimeout(() => {
-      logger.warn(`did not stop within ${STOP_DEADLINE_MS / 1000} s: exiting`);
-      process.exit(0);
-    }, STOP_DEADLINE_MS).unref();
-  };
-  if (signal.aborted) onStop();
-  else signal.addEventListener("abort", onStop, { once: true });
-  let replica: ReplicaWorker | undefined;
-  let ops: ReplicaOperations | undefined;
-  try {
-    // Every step up to the worker's own run ends at once when a signal comes (exit 0).
-    if (signal.aborted) return;
-    ops = await startReplicaOperations({
-      labels: { cluster: options.cluster, set, replica: replicaName(flags.target) },
-      metricsListen: flags.metricsListen,
-      healthStallAfterMs: flags.healthStallAfter,
-      sentryDsn: flags.sentryDsn,
-      secrets: [
-        ...passwordOf(flags.target),
-        ...(flags.kafkaSaslPassword === undefined ? [] : [flags.kafkaSaslPassword]),
-      ],
-      progressIntervalMs: flags.progressInterval,
-      logger,
-    });
-    logger = ops.logger;
-    replica = await startWorker(options, set, flags, ops, signal);
-    const outcome = await replica.run(signal);
-    if (outcome.kind === "dropped") {
-      process.stderr.write(`set ${set} was dropped; the replica worker stops\n`);
-    } else if (outcome.kind === "caught-up") {
-      logger.info("caught up: every transaction committed before the start is applied");
-    } else if (outcome.kind === "ended") {
-      logger.info("the stream ended: every batch in it is applied");
-    }
-  } catch (error) {
-    if (signal.aborted) return;
-    ops?.failed(error);
-    throw error;
-  } finally {
-    signal.removeEventListener("abort", onStop);
-    releaseStopSignals(false);
-    replica?.zookeeper.close();
-    await ops?.close();
-  }
+function runReplicate(command: Command, set: string, flags: ReplicateFlags): Promise<void> {
+  return runUntilStopped<ReplicaOperations>(command, {
+    operations: (options, logger) =>
+      startReplicaOperations({
+        labels: { cluster: options.cluster, set, replica: replicaName(flags.target) },
+        metricsListen: flags.metricsListen,
+        healthStallAfterMs: flags.healthStallAfter,
+        sentryDsn: flags.sentryDsn,
+        secrets: [
+          ...passwordOf(flags.target),
+          ...(flags.kafkaSaslPassword === undefined ? [] : [flags.kafkaSaslPassword]),
+        ],
+        progressIntervalMs: flags.progressInterval,
+        logger,
+      }),
+    async run(options, ops, signal) {
+      let replica: ReplicaWorker | undefined;
+      try {
+        replica = await startWorker(options, set, flags, ops, signal);
+        const outcome = await replica.run(signal);
+        if (outcome.kind === "dropped") {
+          process.stderr.write(`set ${set} was dropped; the replica worker stops\n`);
+        } else if (outcome.kind === "caught-up") {
+          ops.logger.info("caught up: every transaction committed before the start is applied");
+        } else if (outcome.kind === "ended") {
+          ops.logger.info("the stream ended: every batch in it is applied");
+        }
+      } finally {
+        replica?.zookeeper.close();
+      }
+    },
+  });
 }
 
 /** The ZooKeeper session, the target, the feed and the worker, wired from the flags. */
@@ -286,9 +258,13 @@ async function startWorker(
       host: hostname(),
       startedAt: new Date().toISOString(),
       target: target.description,
+      // For status: where the batches come from, and the queue feed's consumer when given.
+      from: flags.from.kind,
+      consumer: streamed ? null : (flags.consumerId ?? null),
     },
     createTables: flags.createTables,
     jobs: flags.jobs,
+    ...(flags.copy === false ? { noCopy: true } : {}),
     ...(flags.untilCaughtUp
       ? {
           untilCaughtUp: (sourceDsn: string, targetNode: string) =>
@@ -370,6 +346,12 @@ export function addReplicateCommand(program: Command): void {
     )
     .addOption(
       option(
+        "--no-copy",
+        "a new replica takes the target's tables as they are, without a copy (the reverse direction after a switchover); refused unless the set's queue has captured nothing yet",
+      ),
+    )
+    .addOption(
+      option(
         "--until-caught-up",
         "exit 0 once everything committed on the source when the command started is applied",
       ),
@@ -384,37 +366,13 @@ export function addReplicateCommand(program: Command): void {
         .default(5000)
         .argParser(parsePositiveInt),
     )
-    .addOption(
-      option(
-        "--max-zookeeper-pause <duration>",
-        "give up when ZooKeeper stays unreachable, or no new session opens after an expiry, this long",
-      )
-        .default(60_000, "60s")
-        .argParser(parseDuration),
-    )
-    .addOption(
-      option("--kafka-brokers <list>", "with --from kafka: bootstrap brokers, host:port,…").default(
-        "127.0.0.1:9092",
-      ),
-    )
+    .addOption(maxZookeeperPauseOption())
     .addOption(
       option("--topic <name>", "with --from kafka: the topic (default <cluster>.<set>.mutations)"),
-    )
-    .addOption(option("--kafka-tls", "with --from kafka: connect with TLS"))
-    .addOption(
-      option("--kafka-sasl-mechanism <mechanism>", "with --from kafka: SASL mechanism").choices(
-        PASSWORD_SASL_MECHANISMS,
-      ),
-    )
-    .addOption(option("--kafka-sasl-username <user>", "with --from kafka: SASL user name"))
-    .addOption(
-      option(
-        "--kafka-sasl-password <password>",
-        "with --from kafka: SASL password (prefer the environment variable)",
-      ),
     )
     .action(async (set: string, flags: ReplicateFlags, cmd: Command) => {
       await runReplicate(cmd, set, flags);
     });
+  addKafkaConnectionOptions(command, "127.0.0.1:9092");
   addOperationsOptions(command);
 }

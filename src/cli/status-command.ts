@@ -37,7 +37,7 @@ export function addStatusCommand(program: Command): void {
   const command = program
     .command("status")
     .description(
-      "show the sets, their relays (leader, standbys), PgQ queue and consumers, and topic, with a verdict: exits 0 when all is OK, 1 otherwise (read-only)",
+      "show the sets, their relays (leader, standbys), PgQ queue and consumers, topic, and replicas (workers, position, lag, batches behind), with a verdict: exits 0 when all is OK, 1 otherwise (read-only)",
     )
     .argument("[set]", "only this set", parseSet)
     .addOption(option("--json", "print JSON (shape in docs/monitoring.md)"))

@@ -136,6 +136,45 @@ export async function readConsumers(client: PgClient, queue: string): Promise<Co
   }));
 }
 
+/** How far a position in the queue is from its last tick. */
+export interface TicksBehind {
+  /** Ticks after the position's tick: batches still to come for a consumer taking every tick. */
+  batches: number;
+  /** Events between the two ticks, from their event sequence (PgQ's estimate); null when the position's tick is gone. */
+  events: string | null;
+}
+
+/**
+ * For each tick id, the ticks of the queue after it and the events since it. Tick ids
+ * follow each other within a queue, so the count holds even once PgQ has deleted the
+ * older ticks. An empty map when the queue is missing.
+ */
+export async function readTicksBehind(
+  client: PgClient,
+  queue: string,
+  ticks: readonly bigint[],
+): Promise<Map<bigint, TicksBehind>> {
+  const result = await query<{ tick: string; batches: string; events: string | null }>(
+    client,
+    `SELECT e.tick::text, greatest(l.tick_id - e.tick, 0)::text AS batches,
+            greatest(l.tick_event_seq - t.tick_event_seq, 0)::text AS events
+       FROM pgq.queue q
+       CROSS JOIN LATERAL (SELECT tick_id, tick_event_seq FROM pgq.tick
+                            WHERE tick_queue = q.queue_id ORDER BY tick_id DESC LIMIT 1) l
+       CROSS JOIN unnest($2::int8[]) AS e(tick)
+       LEFT JOIN pgq.tick t ON t.tick_queue = q.queue_id AND t.tick_id = e.tick
+      WHERE q.queue_name = $1`,
+    [queue, ticks.map(String)],
+    `reading the ticks of queue ${queue}`,
+  );
+  return new Map(
+    result.rows.map((row) => [
+      BigInt(row.tick),
+      { batches: Number(row.batches), events: row.events },
+    ]),
+  );
+}
+
 /** Unregisters a consumer (`pgq.unregister_consumer`); false when it was not registered. */
 export async function unregisterConsumer(
   client: PgClient,

@@ -8,6 +8,7 @@ import type { Logger } from "../log.js";
 import type { WorkerObserver, WorkerState } from "../replication/worker-options.js";
 import { type MonitoringServer, serveMonitoring } from "./http-server.js";
 import type { ListenAddress } from "./listen-address.js";
+import type { TicksBehind } from "./pgq-info.js";
 import { addDefaultMetrics } from "./relay-metrics.js";
 
 /** The labels every series of a replica worker carries; `replica` names its target. */
@@ -34,6 +35,8 @@ export interface ReplicaMonitoringOptions {
   /** /health fails when the last batch applied lagged more than this (in milliseconds). */
   stallAfterMs: number;
   logger: Logger;
+  /** The batches still to apply, read at each scrape; undefined when unknown (a standby, say). */
+  behind?: () => Promise<TicksBehind | undefined>;
 }
 
 /** A replica's metrics and health, served. */
@@ -133,6 +136,19 @@ export async function startReplicaMonitoring(
       "Seconds between the end tick of the last batch applied and its commit on the target",
     ),
   );
+  const readBehind = options.behind;
+  new Gauge({
+    ...metric(
+      "pgshovel_apply_batches_behind",
+      "Ticks of the source's queue after the end tick of the last batch applied: batches still to apply (read from the source at each scrape)",
+    ),
+    async collect() {
+      const sample = await readBehind?.();
+      // Unknown (a standby, the source unreachable): no series rather than a stale one.
+      if (sample) this.set(labels, sample.batches);
+      else this.reset();
+    },
+  });
   const lastBatchAt = new Gauge(
     metric("pgshovel_apply_last_batch_timestamp_seconds", "When the last batch was done with"),
   );

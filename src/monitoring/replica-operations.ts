@@ -1,12 +1,15 @@
 /**
  * What a replica worker process adds around its loop for its operators, as a relay does:
- * the progress log line, error reporting (`--sentry-dsn`), metrics and health
- * (`--metrics-listen`). All of it is fed by the worker's observer.
+ * the progress log line (with the batches still to apply, read from the source), error
+ * reporting (`--sentry-dsn`), metrics and health (`--metrics-listen`). All of it is fed by
+ * the worker's observer.
  */
+import { dbNames } from "../config/names.js";
 import type { Logger } from "../log.js";
 import type { WorkerObserver, WorkerState } from "../replication/worker-options.js";
 import type { ListenAddress } from "./listen-address.js";
 import { startOperations } from "./operations.js";
+import { BehindSampler } from "./replica-behind.js";
 import type { ReplicaLabels, ReplicaMonitoring } from "./replica-monitoring.js";
 
 /** Options of {@link startReplicaOperations}. */
@@ -37,6 +40,10 @@ export async function startReplicaOperations(
   options: ReplicaOperationsOptions,
 ): Promise<ReplicaOperations> {
   const listen = options.metricsListen;
+  const behind = new BehindSampler({
+    queue: dbNames.queue(options.labels.cluster, options.labels.set),
+    logger: options.logger,
+  });
   const ops = await startOperations<ReplicaMonitoring>({
     tags: { ...options.labels },
     sentryDsn: options.sentryDsn,
@@ -50,6 +57,7 @@ export async function startReplicaOperations(
             labels: options.labels,
             stallAfterMs: options.healthStallAfterMs,
             logger,
+            behind: () => behind.sample(),
           });
         }
       : undefined,
@@ -65,12 +73,15 @@ export async function startReplicaOperations(
   const observer: WorkerObserver = {
     state(state) {
       tally.state = state;
+      // A worker standing by again has no position of its own to be behind from.
+      if (state === "standby" || state === "stopped") void behind.forget();
       metrics?.state?.(state);
     },
     batch(event) {
       tally.batches++;
       if (event.result.kind === "applied") tally.mutations += event.result.stats.applied;
       tally.lag = event.lagSeconds;
+      behind.follow(event.sourceDsn, event.endTick);
       metrics?.batch?.(event);
     },
     copied: (table, rows) => metrics?.copied?.(table, rows),
@@ -78,6 +89,7 @@ export async function startReplicaOperations(
     standingAgain: (reason) => metrics?.standingAgain?.(reason),
   };
   ops.progress(options.progressIntervalMs, async () => {
+    const sample = await behind.sample();
     const line = {
       state: tally.state,
       batches: tally.batches - previous.batches,
@@ -85,6 +97,8 @@ export async function startReplicaOperations(
       batchesApplied: tally.batches,
       mutationsApplied: tally.mutations,
       lagSeconds: tally.lag,
+      batchesBehind: sample?.batches ?? null,
+      eventsBehind: sample?.events ?? null,
     };
     previous = { batches: tally.batches, mutations: tally.mutations };
     return line;
@@ -94,6 +108,9 @@ export async function startReplicaOperations(
     observer,
     url: ops.monitoring?.url,
     failed: (error) => ops.failed(error),
-    close: () => ops.close(),
+    close: async () => {
+      await ops.close();
+      await behind.close();
+    },
   };
 }

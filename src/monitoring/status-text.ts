@@ -1,4 +1,5 @@
 /** `pgshovel status` for a person: one block per set, the verdict and its reasons first. */
+import type { ReplicaCandidate, ReplicaStatus } from "./replica-status.js";
 import type { ClusterStatus, ConsumerRelays, RelayCandidate, SetStatus } from "./status.js";
 
 /** A duration for a person: 0.7s, 95s, 12m, 2h, 3d. */
@@ -85,6 +86,39 @@ function sinkLine(set: SetStatus): string {
   return `${head}last committed batch ${last.id} at offset ${last.offset}, ${last.timestamp}`;
 }
 
+function worker(c: ReplicaCandidate): string {
+  const started = c.startedAt ? ` started ${c.startedAt}` : "";
+  return `${c.host ?? "?"} pid ${c.pid ?? "?"} worker ${c.worker ?? "?"}${started}`;
+}
+
+function behind(r: ReplicaStatus): string {
+  if (r.batchesBehind === null) return "batches behind unknown";
+  const events = r.eventsBehind === null ? "" : ` (${r.eventsBehind} events)`;
+  return `${r.batchesBehind} batches behind${events}`;
+}
+
+function replicaLines(replicas: ReplicaStatus[]): string[] {
+  if (replicas.length === 0) return ["  replicas   none running"];
+  const lines: string[] = [];
+  for (const r of replicas) {
+    const feed = r.feed.consumer ? `${r.feed.kind} as ${r.feed.consumer}` : r.feed.kind;
+    lines.push(`  replicas   target ${r.target ?? "?"} (node ${r.targetNode}), from ${feed}:`);
+    if (r.leader) lines.push(`               active   ${worker(r.leader)}`);
+    for (const s of r.standbys) lines.push(`               standby  ${worker(s)}`);
+    if (r.error !== null) {
+      lines.push(`               position unreadable: ${r.error}`);
+    } else if (!r.position) {
+      lines.push("               position none yet (no batch applied)");
+    } else {
+      const p = r.position;
+      lines.push(
+        `               position batch ${p.batch}, end tick ${p.endTick} at ${p.endTime}: lag ${duration(r.lagSeconds)}, ${behind(r)}`,
+      );
+    }
+  }
+  return lines;
+}
+
 /** The text of one set's block. */
 export function renderSet(set: SetStatus): string[] {
   return [
@@ -96,6 +130,7 @@ export function renderSet(set: SetStatus): string[] {
     ...relayLines(set.relays),
     ...queueLines(set),
     sinkLine(set),
+    ...replicaLines(set.replicas),
   ];
 }
 

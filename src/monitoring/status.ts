@@ -1,6 +1,7 @@
 /**
  * `pgshovel status`: one read-only view of a cluster's sets — configuration, relays,
- * PgQ queue and consumers, the topic's last committed batch — with a verdict per set.
+ * PgQ queue and consumers, the topic's last committed batch, the replicas and their
+ * lag — with a verdict per set.
  * It reads ZooKeeper nodes, PgQ's info functions and the topic as a read_committed
  * reader: it never stands for election, registers a consumer or opens a producer.
  */
@@ -14,6 +15,7 @@ import { describeError, isPgshovelError } from "../errors.js";
 import type { KafkaConnectionOptions } from "../kafka/options.js";
 import type { CodecName } from "../stream/codec.js";
 import { type ConsumerState, type QueueInfo, readConsumers, readQueueInfo } from "./pgq-info.js";
+import { type ReplicaStatus, readReplicas } from "./replica-status.js";
 import { type Finding, judgeSet, type Level, type Thresholds, worst } from "./verdict.js";
 
 /** A running relay as its candidate node describes it. */
@@ -75,6 +77,8 @@ export interface SetStatus {
   queue: { name: string; error: string | null; info: QueueInfo | null };
   consumers: ConsumerStatus[];
   sink: SinkStatus;
+  /** The targets with a replica worker running, each with its position and lag. */
+  replicas: ReplicaStatus[];
 }
 
 /** The report of `pgshovel status`. */
@@ -95,7 +99,7 @@ export interface StatusOptions {
   thresholds: Thresholds;
   /** How to read the sets' topics; undefined: the topics are not checked. */
   kafka?: { connection: KafkaConnectionOptions; codec: CodecName } | undefined;
-  /** Bound on connecting to each set's database. */
+  /** Bound on connecting to each set's database and each replica's target. */
   connectTimeoutMs: number;
 }
 
@@ -193,9 +197,13 @@ export async function collectSetStatus(
 ): Promise<SetStatus> {
   const { config, version } = stored;
   const queueName = dbNames.queue(ctx.cluster, name);
-  const [relays, queue, sink] = await Promise.all([
+  const dsn = config.database.dsn;
+  const timeoutMs = options.connectTimeoutMs;
+  const [relays, [queue, replicas], sink] = await Promise.all([
     readRelays(ctx, name),
-    readQueue(config.database.dsn, queueName, options.connectTimeoutMs),
+    readQueue(dsn, queueName, timeoutMs).then(
+      async (queue) => [queue, await readReplicas(ctx, name, dsn, queue, timeoutMs)] as const,
+    ),
     readSink(ctx.cluster, name, options.kafka),
   ]);
   const relayed = new Set(relays.map((r) => r.consumer));
@@ -212,6 +220,12 @@ export async function collectSetStatus(
       queue: queue.info,
       consumers,
       sinkError: sink.error,
+      replicas: replicas.map((r) => ({
+        target: r.target ?? r.targetNode,
+        error: r.error,
+        lagSeconds: r.lagSeconds,
+        batchesBehind: r.batchesBehind,
+      })),
     },
     options.thresholds,
   );
@@ -227,6 +241,7 @@ export async function collectSetStatus(
     queue: { name: queueName, error: queue.error, info: queue.info },
     consumers,
     sink,
+    replicas,
   };
 }
 

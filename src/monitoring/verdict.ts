@@ -1,7 +1,6 @@
 /**
  * The verdict on a set: pure rules over what status collected, each finding with a code
- * from a closed list, a level and a sentence. The replication worker's rules (a replica
- * behind, say) join this list.
+ * from a closed list, a level and a sentence.
  */
 
 /** How bad a finding is; a set's verdict is its worst finding, OK without any. */
@@ -18,6 +17,8 @@ export const FINDING_CODES = [
   "STANDBY_MISSING", // WARN: a relayed consumer has no standby (--expect-standby)
   "TICKER_LAG", // WARN: events wait but the queue has not ticked for --max-lag
   "SINK_UNREADABLE", // WARN: the topic could not be read
+  "REPLICA_UNREACHABLE", // WARN: a replica's target could not be read
+  "REPLICA_LAG_HIGH", // WARN: a replica lags more than --max-lag with batches still to apply
 ] as const;
 
 /** One of {@link FINDING_CODES}. */
@@ -52,6 +53,13 @@ export interface SetFacts {
     blocksRotation: boolean;
   }[];
   sinkError: string | null;
+  /** The targets with a replica worker running; absent: none. */
+  replicas?: {
+    target: string;
+    error: string | null;
+    lagSeconds: number | null;
+    batchesBehind: number | null;
+  }[];
 }
 
 const waiting = (events: string | null) => events !== null && BigInt(events) > 0n;
@@ -114,6 +122,20 @@ export function judgeSet(facts: SetFacts, thresholds: Thresholds): Finding[] {
   }
   if (facts.sinkError !== null)
     warn("SINK_UNREADABLE", `cannot read the topic: ${facts.sinkError}`);
+  for (const replica of facts.replicas ?? []) {
+    if (replica.error !== null) {
+      warn("REPLICA_UNREACHABLE", `cannot read replica ${replica.target}: ${replica.error}`);
+    } else if (
+      replica.lagSeconds !== null &&
+      replica.lagSeconds > thresholds.maxLagSeconds &&
+      (replica.batchesBehind ?? 0) > 0
+    ) {
+      warn(
+        "REPLICA_LAG_HIGH",
+        `replica ${replica.target} lags ${round(replica.lagSeconds)} (over ${round(thresholds.maxLagSeconds)}) with ${replica.batchesBehind} batches to apply`,
+      );
+    }
+  }
   return findings.sort((a, b) => (a.level === b.level ? 0 : a.level === "FAIL" ? -1 : 1));
 }
 

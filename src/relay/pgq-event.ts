@@ -8,7 +8,6 @@ import {
   type Operation,
   ROWS_JSON,
   type Row,
-  type Snapshot,
   type Timestamp,
 } from "../stream/types.js";
 
@@ -47,16 +46,6 @@ export function toTimestamp(text: string): Timestamp {
       `unexpected timestamp ${JSON.stringify(text)} from PostgreSQL`,
     );
   return `${match[1]}T${match[2]}.${(match[3] ?? "").padEnd(6, "0")}Z`;
-}
-
-/** Parses a txid_snapshot's text form "xmin:xmax:xip,xip". */
-export function parseSnapshot(text: string): Snapshot {
-  const [xmin, xmax, xip = ""] = text.split(":");
-  return {
-    xmin: BigInt(xmin!),
-    xmax: BigInt(xmax!),
-    xip: xip === "" ? [] : xip.split(",").map((x) => BigInt(x)),
-  };
 }
 
 const OPERATIONS = new Set<string>(["INSERT", "UPDATE", "DELETE", "TRUNCATE"]);

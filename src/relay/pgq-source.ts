@@ -5,15 +5,10 @@ import { dbNames, ident } from "../config/names.js";
 import { hidePassword } from "../config/set-config.js";
 import { closeQuietly, connect, type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
+import { parseSnapshot } from "../stream/snapshot.js";
 import type { Mutation, Tick } from "../stream/types.js";
 import type { BatchInfo, BatchSource, ConsumerInfo } from "./batch-source.js";
-import {
-  parseSnapshot,
-  QUEUE_EVENT_COLUMNS,
-  type QueueEvent,
-  toMutation,
-  toTimestamp,
-} from "./pgq-event.js";
+import { QUEUE_EVENT_COLUMNS, type QueueEvent, toMutation, toTimestamp } from "./pgq-event.js";
 
 /** What a {@link PgqSource} reads: the set's queue, as one consumer. */
 export interface PgqSourceOptions {

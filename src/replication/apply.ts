@@ -8,9 +8,9 @@ import { from as copyFrom } from "pg-copy-streams";
 import { convertPgError, type PgClient, query, sqlstate } from "../database/postgres.js";
 import { PgshovelError, wrapError } from "../errors.js";
 import type { WriteGuard } from "../sinks/sink.js";
+import { pastSnapshot, visible } from "../stream/snapshot.js";
 import type { Begin, Mutation, StreamPosition, Uuid } from "../stream/types.js";
 import { DEFAULT_RUN_LIMITS, RowRun, type RunLimits, TruncateRun } from "./runs.js";
-import { pastSnapshot, visible } from "./snapshot.js";
 import type { ReplicaTable } from "./target-schema.js";
 import {
   display,

@@ -16,8 +16,8 @@ import {
 } from "../database/postgres.js";
 import { PgshovelError, wrapError } from "../errors.js";
 import { untilRevoked, type WriteGuard } from "../sinks/sink.js";
+import { parseSnapshot } from "../stream/snapshot.js";
 import type { Snapshot } from "../stream/types.js";
-import { parseSnapshot } from "./snapshot.js";
 import type { ReplicaTable } from "./target-schema.js";
 import {
   display,
@@ -68,7 +68,7 @@ export interface BootstrapResult {
 }
 
 // Text output that reads back as the same value whatever the servers' defaults are.
-const SESSION_SETTINGS =
+export const SESSION_SETTINGS =
   "SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; SET extra_float_digits = 3; SET bytea_output = 'hex'";
 
 /** Counts rows in COPY's text format: one line per row, newlines inside values are escaped. */

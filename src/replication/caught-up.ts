@@ -66,6 +66,11 @@ abstract class SourceProbe implements CaughtUpProbe {
     }
   }
 
+  /** Whether the horizon has been read. */
+  protected get read(): boolean {
+    return this.fixed !== undefined;
+  }
+
   async horizon(): Promise<bigint> {
     if (this.fixed === undefined) {
       const [row] = await this.run<{ xmax: string }>(
@@ -91,8 +96,9 @@ abstract class SourceProbe implements CaughtUpProbe {
  * For a replica reading the queue as its own consumer: caught up when the consumer has no
  * pending events and the queue's last tick has xmin >= X. An idle queue gets no tick from
  * `pgq.ticker` (it ticks only when events wait), and pgqd's idle tick may be a minute away:
- * once every transaction before X is decided, the probe forces one (`pgq.force_tick`), the
- * feed's next poll makes it, and the (empty) batch up to it settles the question.
+ * the probe forces one (`pgq.force_tick`) once it has read X, and again when idle once every
+ * transaction before X is decided; the feed's next poll makes it, and the (empty) batch up to
+ * it settles the question.
  */
 export class QueueCaughtUp extends SourceProbe {
   constructor(
@@ -102,6 +108,20 @@ export class QueueCaughtUp extends SourceProbe {
     private readonly consumer: string,
   ) {
     super(sourceDsn, cluster, set);
+  }
+
+  /**
+   * The horizon, and a tick forced right after it is read: the feed's next tick of its own
+   * then comes after X, so the batch up to it settles the question as soon as the backlog
+   * is applied, instead of after an idle wait and a tick forced then.
+   */
+  override async horizon(): Promise<bigint> {
+    const first = !this.read;
+    const horizon = await super.horizon();
+    if (first) {
+      await this.run("SELECT pgq.force_tick($1)", [this.queue], "forcing a tick of the queue");
+    }
+    return horizon;
   }
 
   async whenIdle(): Promise<boolean> {

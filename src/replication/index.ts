@@ -1,4 +1,6 @@
 /** The replica: target state, schema check, bootstrap copy, set-based apply, the worker and its feeds. */
+
+export { formatSnapshot, parseSnapshot, pastSnapshot, visible } from "../stream/snapshot.js";
 export {
   type ApplierOptions,
   type ApplyResult,
@@ -31,7 +33,6 @@ export {
   type QueueReplicaOptions,
 } from "./queue-replica.js";
 export { DEFAULT_RUN_LIMITS, type RunLimits } from "./runs.js";
-export { formatSnapshot, parseSnapshot, pastSnapshot, visible } from "./snapshot.js";
 export {
   type CopyOptions,
   PgTarget,

@@ -1,6 +1,7 @@
 /**
  * Runs: consecutive mutations of one table and one operation, turned into one
- * set-based statement over array parameters. Pure: building statements does no I/O.
+ * set-based statement — over array parameters, or from a staging table filled by COPY.
+ * Pure: building statements does no I/O.
  */
 import { createHash } from "node:crypto";
 import { ident } from "../config/names.js";
@@ -27,10 +28,38 @@ export interface RunLimits {
    * INSERT over arrays (faster once the run is big enough: see docs/replication.md).
    */
   copyInsertsFrom?: number;
+  /**
+   * UPDATE and DELETE runs of at least this many rows are copied into a staging table and
+   * merged from it by one statement, instead of one statement over arrays (faster once the
+   * run is big enough: see docs/replication.md).
+   */
+  stageFrom?: number;
 }
 
-/** The default bounds: 5,000 rows or 16 M characters; INSERT runs of 64 rows or more use COPY. */
-export const DEFAULT_RUN_LIMITS: RunLimits = { rows: 5_000, chars: 16 << 20, copyInsertsFrom: 64 };
+/**
+ * The default bounds: 5,000 rows or 16 M characters; INSERT runs of 64 rows or more use
+ * COPY, UPDATE and DELETE runs of 64 rows or more a staging table.
+ */
+export const DEFAULT_RUN_LIMITS: RunLimits = {
+  rows: 5_000,
+  chars: 16 << 20,
+  copyInsertsFrom: 64,
+  stageFrom: 64,
+};
+
+/** An UPDATE or DELETE run through a staging table: made once per connection, emptied after each run. */
+export interface StagedRun {
+  /** The temporary table's name (in pg_temp), one per table, operation and columns. */
+  stage: string;
+  /** Creates the staging table. */
+  create: string;
+  /** COPY into the staging table, and its data in COPY's text format. */
+  copy: { text: string; data: string };
+  /** The UPDATE … FROM or DELETE … USING the staging table; returns the ordinal of each matched row. */
+  merge: string;
+  /** Empties the staging table for the next run. */
+  empty: string;
+}
 
 /** A value as the text PostgreSQL reads back through a cast to the column's type. */
 export function toText(value: Value): string | null {
@@ -63,9 +92,10 @@ export class RowRun {
   private readonly kept = new Map<string, number>();
   /** Per statement parameter, one text value per row. */
   private readonly arrays: (string | null)[][];
-  /** For error messages: each row's key as `(a, b)=(1, x)`. */
-  private readonly keyTexts: string[] = [];
+  /** For error messages: the row holding each row's key (formatted only when needed). */
+  private readonly keyRows: Row[] = [];
   private chars = 0;
+  private memo: { mutation: Mutation; keys: string[] } | undefined;
 
   constructor(
     readonly table: ReplicaTable,
@@ -82,14 +112,17 @@ export class RowRun {
   }
 
   get size(): number {
-    return this.keyTexts.length;
+    return this.keyRows.length;
   }
 
   /** Keys a mutation touches: the old key (UPDATE, DELETE) and the new one (INSERT, UPDATE). */
   private touched(mutation: Mutation): string[] {
+    // Asked by accepts and then by add for the same mutation: computed once.
+    if (this.memo?.mutation === mutation) return this.memo.keys;
     const keys: string[] = [];
     if (this.operation !== "INSERT") keys.push(this.key(mutation, "old"));
     if (this.operation !== "DELETE") keys.push(this.key(mutation, "new"));
+    this.memo = { mutation, keys };
     return keys;
   }
 
@@ -106,7 +139,13 @@ export class RowRun {
 
   private key(mutation: Mutation, which: "old" | "new"): string {
     const row = this.row(mutation, which);
-    return JSON.stringify(this.table.identity.map((column) => row[column] ?? null));
+    const { identity } = this.table;
+    if (identity.length === 1) {
+      // One key column (the common case): its text, without building an array.
+      const value = row[identity[0]!] ?? null;
+      return typeof value === "string" ? value : JSON.stringify(value);
+    }
+    return JSON.stringify(identity.map((column) => row[column] ?? null));
   }
 
   /**
@@ -127,8 +166,8 @@ export class RowRun {
    */
   private mergesWith(mutation: Mutation): number | undefined {
     if (this.operation !== "UPDATE") return undefined;
-    const key = this.key(mutation, "old");
-    return key === this.key(mutation, "new") ? this.kept.get(key) : undefined;
+    const [old, now] = this.touched(mutation);
+    return old === now ? this.kept.get(old!) : undefined;
   }
 
   add(mutation: Mutation): void {
@@ -162,9 +201,7 @@ export class RowRun {
     if (this.operation !== "INSERT") {
       for (const column of this.table.identity) push(keyRow[column], column, "old");
     }
-    this.keyTexts.push(
-      `(${this.table.identity.join(", ")})=(${this.table.identity.map((c) => String(keyRow[c])).join(", ")})`,
-    );
+    this.keyRows.push(keyRow);
   }
 
   private missing(mutation: Mutation, column: string, which: "old" | "new"): never {
@@ -179,7 +216,10 @@ export class RowRun {
 
   /** The key of the row at 1-based position `ordinal`, for error messages. */
   keyAt(ordinal: number): string {
-    return this.keyTexts[ordinal - 1] ?? "(unknown)";
+    const row = this.keyRows[ordinal - 1];
+    if (!row) return "(unknown)";
+    const { identity } = this.table;
+    return `(${identity.join(", ")})=(${identity.map((c) => String(row[c])).join(", ")})`;
   }
 
   /** An INSERT run as COPY: the statement and its data in COPY's text format. */
@@ -193,6 +233,55 @@ export class RowRun {
     return {
       text: `COPY ${qualified(this.table)} (${columns}) FROM STDIN`,
       data: lines.join("\n"),
+    };
+  }
+
+  /**
+   * An UPDATE or DELETE run as a staging table, COPY and one merge. Its columns have the
+   * target's types, so COPY reads each value as the cast of the array form would, and the
+   * join on the key can use the target's index.
+   */
+  staged(): StagedRun {
+    if (this.operation === "INSERT") {
+      throw new PgshovelError("INTERNAL", "an INSERT run is copied straight into its table");
+    }
+    const { table } = this;
+    const types = new Map(table.columns.map((column) => [column.name, column.type]));
+    const keyAliases = table.identity.map((_, i) => `k${i}`);
+    const keyColumns = table.identity.map((c, i) => `${keyAliases[i]} ${types.get(c)!}`);
+    const aliases = this.operation === "UPDATE" ? table.columns.map((_, i) => `a${i}`) : [];
+    const valueColumns = table.columns.map((c, i) => `${aliases[i]} ${c.type}`);
+    const columns = [
+      "n int4",
+      ...(this.operation === "UPDATE" ? valueColumns : []),
+      ...keyColumns,
+    ].join(", ");
+    const stage = named(`${qualified(table)} ${this.operation} (${columns})`).replace(
+      "pgshovel_",
+      "pgshovel_stage_",
+    );
+    const staged = `pg_temp.${stage}`;
+    const lines: string[] = [];
+    for (let row = 0; row < this.size; row++) {
+      const fields = [String(row + 1)];
+      for (const values of this.arrays) fields.push(copyField(values[row] ?? null));
+      lines.push(fields.join("\t"));
+    }
+    lines.push("");
+    const target = qualified(table);
+    const match = table.identity.map((c, i) => `d.${ident(c)} = s.${keyAliases[i]}`).join(" AND ");
+    const merge =
+      this.operation === "UPDATE"
+        ? `UPDATE ${target} AS d
+            SET ${table.columns.map((c, i) => `${ident(c.name)} = s.${aliases[i]}`).join(", ")}
+           FROM ${staged} AS s WHERE ${match} RETURNING s.n`
+        : `DELETE FROM ${target} AS d USING ${staged} AS s WHERE ${match} RETURNING s.n`;
+    return {
+      stage,
+      create: `CREATE TEMPORARY TABLE ${stage} (${columns})`,
+      copy: { text: `COPY ${staged} FROM STDIN`, data: lines.join("\n") },
+      merge,
+      empty: `TRUNCATE ${staged}`,
     };
   }
 

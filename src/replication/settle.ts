@@ -39,7 +39,7 @@ export function copySnapshots(run: ReplicaRun): Snapshot[] {
  */
 export async function settleTables(
   run: ReplicaRun,
-  options: Pick<WorkerOptions, "target" | "logger" | "jobs" | "progress" | "observer">,
+  options: Pick<WorkerOptions, "target" | "logger" | "jobs" | "progress" | "observer" | "noCopy">,
   feed: ReplicaFeed,
   onState: (state: WorkerState) => void,
   guard?: WriteGuard,
@@ -58,6 +58,8 @@ export async function settleTables(
   }
   const missing = run.tables.filter((table) => !run.copied.has(display(table)));
   if (missing.length === 0) return;
+  // Only a new replica starts without a copy: a table added later is copied as always.
+  const withoutCopy = options.noCopy === true && !run.position && run.copied.size === 0;
   if (!run.position && !run.mark) {
     run.mark = { stream: await feed.mark(), feed: feed.description };
     guard?.check();
@@ -71,7 +73,9 @@ export async function settleTables(
   const list = missing.map(display);
   logger.info(
     { tables: list, jobs: options.jobs },
-    "copying tables from one snapshot of the source",
+    withoutCopy
+      ? "taking the target's tables as they are, without a copy"
+      : "copying tables from one snapshot of the source",
   );
   const reporter = options.progress?.(list);
   try {
@@ -79,6 +83,7 @@ export async function settleTables(
       jobs: options.jobs,
       ...(reporter ? { onProgress: (progress) => reporter.update(progress) } : {}),
       ...(guard ? { guard } : {}),
+      ...(withoutCopy ? { withoutCopy } : {}),
     });
     for (const { table, rows } of result.copied) {
       logger.info({ table: display(table), rows: rows.toString() }, "table copied");

@@ -7,9 +7,9 @@
  */
 import { dbNames, ident } from "../config/names.js";
 import { type PgClient, query } from "../database/postgres.js";
+import { formatSnapshot, parseSnapshot } from "../stream/snapshot.js";
 import type { Begin, Snapshot, StreamPosition, Uuid } from "../stream/types.js";
 import { SOFTWARE_VERSION } from "../version.js";
-import { formatSnapshot, parseSnapshot } from "./snapshot.js";
 
 /** A table of a set, named by schema and name. */
 export interface TableName {

@@ -6,8 +6,10 @@
 import type { SetConfigInput } from "../config/set-config.js";
 import { hidePassword } from "../config/set-config.js";
 import { closeQuietly, connect, type PgClient, query } from "../database/postgres.js";
+import { refusePromoted } from "../promotion/promotion-state.js";
 import { untilRevoked, type WriteGuard } from "../sinks/sink.js";
 import type { Uuid } from "../stream/types.js";
+import { adoptTables } from "./adopt.js";
 import { type ApplyResult, BatchApplier, type BatchToApply } from "./apply.js";
 import { type BootstrapResult, bootstrapCopy, type CopyProgress } from "./bootstrap.js";
 import type { RunLimits } from "./runs.js";
@@ -52,6 +54,8 @@ export interface CopyOptions {
   onProgress?: (progress: CopyProgress) => void;
   /** Once it ends, the copy stops at once: its open target transactions roll back. */
   guard?: WriteGuard;
+  /** Take the target's tables as they are instead of copying (`replicate --no-copy`; see adopt.ts). */
+  withoutCopy?: boolean;
 }
 
 /** A replica's target database; connections open on first use and again after {@link close}. */
@@ -147,11 +151,15 @@ export class PgTarget implements ReplicaTarget {
 
   stored(): Promise<StoredReplica> {
     const { cluster, set } = this.options;
-    return this.using(async (target) => ({
-      position: await readPosition(target, cluster, set),
-      mark: await readMark(target, cluster, set),
-      copied: await readCopiedTables(target, cluster, set),
-    }));
+    return this.using(async (target) => {
+      // Read once the election is won: a promotion holds the election while it writes this.
+      await refusePromoted(target, cluster, set, this.description);
+      return {
+        position: await readPosition(target, cluster, set),
+        mark: await readMark(target, cluster, set),
+        copied: await readCopiedTables(target, cluster, set),
+      };
+    });
   }
 
   storeMark(mark: ReplicaMark): Promise<void> {
@@ -169,6 +177,7 @@ export class PgTarget implements ReplicaTarget {
     options: CopyOptions,
   ): Promise<BootstrapResult> {
     const { cluster, set, targetDsn } = this.options;
+    if (options.withoutCopy) return adoptTables({ sourceDsn, targetDsn, cluster, set, tables });
     const source = await connect(sourceDsn, { applicationName: APPLICATION });
     try {
       await requireCaptureTriggers(source, cluster, set, tables);

@@ -39,6 +39,10 @@ export interface BatchEvent {
   lagSeconds: number;
   /** How long the target took: from its transaction's start to its commit (or the skip). */
   durationMs: number;
+  /** The batch's end tick: where the replica stands in the source's queue now. */
+  endTick: bigint;
+  /** The source database the batch came from (to measure, say, the batches still behind). */
+  sourceDsn: string;
 }
 
 /**
@@ -74,12 +78,17 @@ export interface WorkerOptions {
   leadership?: (zk: ZooKeeper, targetNode: string) => Election;
   /** Wait to lead before writing: one active worker per (set, target). */
   elect: boolean;
-  /** The candidate node's data (worker id, pid, host, start time, target without password). */
+  /** The candidate node's data (worker id, pid, host, start time, target without password, feed). */
   candidate: Record<string, unknown>;
   /** Create missing target tables (with the captured columns and the identity as key). */
   createTables: boolean;
   /** Tables copied at once in a bootstrap. */
   jobs: number;
+  /**
+   * A new replica takes the target's tables as they are instead of copying them, refused
+   * unless the set's queue has captured nothing (after a switchover; see adopt.ts).
+   */
+  noCopy?: boolean;
   /** With it, the run ends ({@link WorkerOutcome} "caught-up") once the probe's rule holds. */
   untilCaughtUp?: (sourceDsn: string, targetNode: string) => CaughtUpProbe;
   progress?: (tables: string[]) => CopyReporter;

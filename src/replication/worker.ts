@@ -318,7 +318,8 @@ export class ReplicaWorker {
     } else {
       logger.info({ batch: batch.id.toString() }, "batch applied before: skipped");
     }
-    observer?.batch?.({ result, lagSeconds: lag, durationMs });
+    const endTick = batch.begin.end.id;
+    observer?.batch?.({ result, lagSeconds: lag, durationMs, endTick, sourceDsn: run.dsn });
     const interval = this.options.lagLogIntervalMs ?? 60_000;
     if (Date.now() - this.lastLagLogAt >= interval) {
       this.lastLagLogAt = Date.now();

@@ -37,10 +37,11 @@ function tooLarge(start: number, length: number): never {
   );
 }
 
-/** Splits JSON lines: a frame ends at each "\n". */
-export class LineSplitter implements FrameSplitter {
-  #pending: Uint8Array[] = [];
-  #pendingBytes = 0;
+/**
+ * What both splitters keep of their place in the input: where the next chunk starts, where
+ * the last whole frame ends, and how many frames came.
+ */
+abstract class PositionedSplitter implements FrameSplitter {
   #offset: number;
   #completeEnd: number;
   #count = 0;
@@ -54,10 +55,37 @@ export class LineSplitter implements FrameSplitter {
     return this.#completeEnd;
   }
 
+  /** Frames so far: the index of the next one. */
+  protected get count(): number {
+    return this.#count;
+  }
+
+  /** Takes the next chunk's place in the input; returns the offset it starts at. */
+  protected advance(chunk: Uint8Array): number {
+    const start = this.#offset;
+    this.#offset += chunk.length;
+    return start;
+  }
+
+  /** Adds a whole frame ending at `end` (its start is where the last one ended). */
+  protected emit(frames: Frame[], payload: Uint8Array, end: number): void {
+    frames.push({ payload, start: this.#completeEnd, end });
+    this.#completeEnd = end;
+    this.#count++;
+  }
+
+  abstract push(chunk: Uint8Array): Frame[];
+  abstract torn(): TornFrame | undefined;
+}
+
+/** Splits JSON lines: a frame ends at each "\n". */
+export class LineSplitter extends PositionedSplitter {
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+
   push(chunk: Uint8Array): Frame[] {
     const frames: Frame[] = [];
-    const chunkStart = this.#offset;
-    this.#offset += chunk.length;
+    const chunkStart = this.advance(chunk);
     let at = 0;
     for (let newline = chunk.indexOf(NEWLINE); newline !== -1; ) {
       let payload = chunk.subarray(at, newline);
@@ -67,17 +95,14 @@ export class LineSplitter implements FrameSplitter {
         this.#pending = [];
         this.#pendingBytes = 0;
       }
-      const end = chunkStart + newline + 1;
-      frames.push({ payload, start: this.#completeEnd, end });
-      this.#completeEnd = end;
-      this.#count++;
+      this.emit(frames, payload, chunkStart + newline + 1);
       at = newline + 1;
       newline = chunk.indexOf(NEWLINE, at);
     }
     if (at < chunk.length) {
       const rest = chunk.length - at;
       if (this.#pendingBytes + rest > MAX_FRAME_BYTES) {
-        tooLarge(this.#completeEnd, this.#pendingBytes + rest);
+        tooLarge(this.completeEnd, this.#pendingBytes + rest);
       }
       this.#pending.push(new Uint8Array(chunk.subarray(at)));
       this.#pendingBytes += rest;
@@ -88,9 +113,9 @@ export class LineSplitter implements FrameSplitter {
   torn(): TornFrame | undefined {
     if (this.#pendingBytes === 0) return undefined;
     return {
-      start: this.#completeEnd,
+      start: this.completeEnd,
       bytes: this.#pendingBytes,
-      index: this.#count,
+      index: this.count,
       description: `${this.#pendingBytes} bytes without a line end`,
     };
   }
@@ -119,7 +144,7 @@ export function malformed(index: number): never {
 }
 
 /** Splits size-delimited frames: a varint length, then that many bytes. */
-export class DelimitedSplitter implements FrameSplitter {
+export class DelimitedSplitter extends PositionedSplitter {
   /** Bytes of an unfinished length prefix. */
   #prefix: number[] = [];
   /** The payload length of the unfinished frame, once its prefix is whole. */
@@ -127,27 +152,14 @@ export class DelimitedSplitter implements FrameSplitter {
   #prefixSize = 0;
   #pieces: Uint8Array[] = [];
   #have = 0;
-  #offset: number;
-  #completeEnd: number;
-  #count = 0;
-
-  constructor(start: number) {
-    this.#offset = start;
-    this.#completeEnd = start;
-  }
-
-  get completeEnd(): number {
-    return this.#completeEnd;
-  }
 
   push(chunk: Uint8Array): Frame[] {
     const frames: Frame[] = [];
-    const chunkStart = this.#offset;
-    this.#offset += chunk.length;
+    const chunkStart = this.advance(chunk);
     let at = this.#finishPending(chunk, frames);
     while (at < chunk.length) {
       const prefix = readLength(chunk, at);
-      if (prefix === "malformed") malformed(this.#count);
+      if (prefix === "malformed") malformed(this.count);
       if (prefix === "more") {
         this.#prefix = Array.from(chunk.subarray(at));
         return frames;
@@ -163,7 +175,7 @@ export class DelimitedSplitter implements FrameSplitter {
         return frames;
       }
       at = payloadAt + prefix.length;
-      this.#emit(frames, chunk.subarray(payloadAt, at), chunkStart + at);
+      this.emit(frames, chunk.subarray(payloadAt, at), chunkStart + at);
     }
     return frames;
   }
@@ -176,9 +188,9 @@ export class DelimitedSplitter implements FrameSplitter {
       while (at < chunk.length && this.#length === undefined) {
         this.#prefix.push(chunk[at++]!);
         const prefix = readLength(Uint8Array.from(this.#prefix), 0);
-        if (prefix === "malformed") malformed(this.#count);
+        if (prefix === "malformed") malformed(this.count);
         if (prefix !== "more") {
-          if (prefix.length > MAX_FRAME_BYTES) tooLarge(this.#completeEnd, prefix.length);
+          if (prefix.length > MAX_FRAME_BYTES) tooLarge(this.completeEnd, prefix.length);
           this.#length = prefix.length;
           this.#prefixSize = prefix.size;
           this.#prefix = [];
@@ -196,22 +208,16 @@ export class DelimitedSplitter implements FrameSplitter {
     }
     this.#pieces.push(piece);
     const payload = concat(this.#pieces, this.#length);
-    const end = this.#completeEnd + this.#prefixSize + this.#length;
+    const end = this.completeEnd + this.#prefixSize + this.#length;
     this.#length = undefined;
     this.#pieces = [];
     this.#have = 0;
-    this.#emit(frames, payload, end);
+    this.emit(frames, payload, end);
     return at + take;
   }
 
-  #emit(frames: Frame[], payload: Uint8Array, end: number): void {
-    frames.push({ payload, start: this.#completeEnd, end });
-    this.#completeEnd = end;
-    this.#count++;
-  }
-
   torn(): TornFrame | undefined {
-    const base = { start: this.#completeEnd, index: this.#count };
+    const base = { start: this.completeEnd, index: this.count };
     if (this.#length !== undefined) {
       return {
         ...base,

@@ -2,7 +2,9 @@
  * The relay's /metrics and /health for real: a private Prometheus scrapes a running relay
  * and its HTTP API returns pgshovel series that grow with the load; /health answers 200
  * for a leader and a standby, 503 with the reason for a leader that makes no progress
- * while events wait; promtool accepts the shipped rules and sample configuration.
+ * while events wait; a replica worker's batches-behind gauge and progress line count the
+ * source's ticks it has still to apply; promtool accepts the shipped rules and sample
+ * configuration.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
@@ -16,13 +18,16 @@ import { DEFAULT_CONSUMER } from "../../src/config/names.js";
 import type { HealthReport } from "../../src/monitoring/health.js";
 import { repoRoot } from "../support/env.js";
 import {
+  forceTick,
   type RelayProcess,
   type SetFixture,
   setupSet,
+  startPgshovel,
   startRelay,
   stopRelay,
   waitForLog,
 } from "../support/fixtures.js";
+import { createTestDatabase } from "../support/postgres.js";
 import { freePort } from "../support/private-services.js";
 import { waitFor } from "../support/wait.js";
 import { tempDirFor } from "./relay-support.js";
@@ -258,6 +263,88 @@ describe("metrics and health", () => {
     } finally {
       await blocker?.end().catch(() => {});
       for (const relay of relays) await stopRelay(relay, 15_000);
+      await fixture.close();
+    }
+  });
+
+  test("a replica worker: batches behind as a gauge and in its progress line, none for a standby", async () => {
+    const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
+    const target = await createTestDatabase("metrics_replica", { pgq: false });
+    const workers: RelayProcess[] = [];
+    const start = async (extra: string[], env: Record<string, string> = {}) => {
+      const port = await freePort();
+      const worker = startPgshovel(
+        fixture,
+        [
+          "replicate",
+          fixture.set,
+          "--target",
+          target.dsn,
+          "--create-tables",
+          "--metrics-listen",
+          `127.0.0.1:${port}`,
+          "--progress-interval",
+          "200ms",
+          ...extra,
+        ],
+        { env },
+      );
+      workers.push(worker);
+      return { worker, url: `http://127.0.0.1:${port}` };
+    };
+    const behind = async (url: string) => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const match = /^pgshovel_apply_batches_behind\{[^}]*replica="[^"]+"[^}]*\} (\d+)$/m.exec(
+        text,
+      );
+      return match ? Number(match[1]) : undefined;
+    };
+    try {
+      // The second batch applied is committed, then the worker waits: the source ticks on.
+      const active = await start([], { PGSHOVEL_TEST_PAUSE_AFTER_COMMIT: "2" });
+      await waitForLog(active.worker, "leading: this replica worker is the active one", 60_000);
+      const standby = await start([]);
+      await waitForLog(standby.worker, "standing by: another replica worker is active", 60_000);
+      await insert(fixture, 1);
+      await forceTick(fixture.db, fixture.queue);
+      await waitFor(async () => (await behind(active.url)) !== undefined, {
+        description: "the gauge after the first batch",
+        timeoutMs: 60_000,
+      });
+      await insert(fixture, 1);
+      await forceTick(fixture.db, fixture.queue);
+      await waitForLog(active.worker, "test pause: committed, not finished", 60_000);
+      const paused = (await behind(active.url))!;
+      for (let i = 0; i < 3; i++) {
+        await insert(fixture, 1);
+        await forceTick(fixture.db, fixture.queue);
+      }
+      const counted = await waitFor(
+        async () => {
+          const value = await behind(active.url);
+          return value !== undefined && value >= paused + 3 && value;
+        },
+        { description: "three more batches behind", timeoutMs: 30_000 },
+      );
+      assert.ok(counted >= 4, `batches behind: ${counted}`);
+      await waitFor(
+        () =>
+          active.worker
+            .stderr()
+            .split("\n")
+            .some((line) => {
+              if (!line.includes('"msg":"progress"')) return false;
+              const fields = JSON.parse(line) as { batchesBehind?: number | null };
+              return (fields.batchesBehind ?? 0) >= paused + 3;
+            }),
+        { description: "a progress line with the batches behind", timeoutMs: 30_000 },
+      );
+      const stood = await (await fetch(`${standby.url}/metrics`)).text();
+      assert.match(stood, /^pgshovel_apply_leader\{[^}]*\} 0$/m);
+      assert.doesNotMatch(stood, /^pgshovel_apply_batches_behind\{/m, "a standby reads no source");
+    } finally {
+      for (const worker of workers) await stopRelay(worker, 15_000);
+      await target.drop();
       await fixture.close();
     }
   });

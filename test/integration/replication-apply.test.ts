@@ -9,9 +9,9 @@ import { dbNames } from "../../src/config/names.js";
 import { isPgshovelError } from "../../src/errors.js";
 import { BatchApplier } from "../../src/replication/apply.js";
 import { bootstrapFromQueue } from "../../src/replication/queue-replica.js";
-import { parseSnapshot } from "../../src/replication/snapshot.js";
 import { describeSourceTables } from "../../src/replication/target-schema.js";
 import { readPosition } from "../../src/replication/target-state.js";
+import { parseSnapshot } from "../../src/stream/snapshot.js";
 import type { Mutation } from "../../src/stream/types.js";
 import {
   catchUp,
@@ -43,6 +43,59 @@ async function positionOf(fixture: ReplicaFixture) {
 }
 
 describe("replica apply", () => {
+  test("big UPDATE and DELETE runs go through a staging table, in order, and a missing row is named", async () => {
+    const fixture = await replicaFixture({
+      tables: ["items"],
+      prepare: async (db) => {
+        await db.query("CREATE TABLE items (id int8 PRIMARY KEY, name text, qty int4)");
+        await db.query("INSERT INTO items SELECT g, 'n' || g, g FROM generate_series(1, 3000) g");
+      },
+    });
+    try {
+      await bootstrapFromQueue({ ...fixture.replica, createTables: true });
+      const db = fixture.source;
+      const same = await db.connect();
+      try {
+        // One transaction, one batch: runs of hundreds of rows, a key moved twice.
+        await same.query("BEGIN");
+        await same.query("UPDATE items SET qty = qty * 2, name = E'a\\tb' WHERE id <= 1000");
+        await same.query("UPDATE items SET id = id + 10000 WHERE id BETWEEN 1001 AND 1500");
+        await same.query("UPDATE items SET id = id + 10000 WHERE id BETWEEN 11001 AND 11200");
+        await same.query("DELETE FROM items WHERE id BETWEEN 2001 AND 2600");
+        await same.query(
+          "INSERT INTO items SELECT g, 'again', g FROM generate_series(2001, 2100) g",
+        );
+        await same.query("UPDATE items SET qty = -1 WHERE id BETWEEN 2001 AND 2100");
+        await same.query("COMMIT");
+      } finally {
+        await same.end();
+      }
+      const results = await catchUp(fixture);
+      const statements = results.reduce(
+        (n, r) => n + (r.kind === "applied" ? r.stats.statements : 0),
+        0,
+      );
+      assert.ok(statements < 20, `statements: ${statements}`);
+      await assertEqualTables(fixture, [["items", ["id", "name", "qty"]]]);
+
+      await fixture.target.query("DELETE FROM items WHERE id = 2900");
+      await db.query("UPDATE items SET qty = 0 WHERE id > 2700");
+      await assert.rejects(catchUp(fixture), (error: unknown) => {
+        assert.ok(isPgshovelError(error, "CONFLICT"), String(error));
+        assert.match(
+          error.message,
+          /diverged.*UPDATE of 800 rows of public\.items: 799 matched; no row has key \(id\)=\(2900\)/,
+        );
+        return true;
+      });
+      await fixture.target.query("INSERT INTO items VALUES (2900, 'n2900', 2900)");
+      await catchUp(fixture);
+      await assertEqualTables(fixture, [["items", ["id", "name", "qty"]]]);
+    } finally {
+      await fixture.close();
+    }
+  });
+
   test("inserts, updates, deletes, key changes, truncates, rollbacks and column filters arrive exactly", async () => {
     const fixture = await replicaFixture({
       tables: [

@@ -1,7 +1,7 @@
 /** The replica's visibility rule agrees with PostgreSQL's own pg_visible_in_snapshot. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { formatSnapshot, parseSnapshot, visible } from "../../src/replication/snapshot.js";
+import { formatSnapshot, parseSnapshot, visible } from "../../src/stream/snapshot.js";
 import type { Snapshot } from "../../src/stream/types.js";
 import { createTestDatabase } from "../support/postgres.js";
 

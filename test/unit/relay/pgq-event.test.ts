@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { parseSnapshot, toMutation, toTimestamp } from "../../../src/relay/pgq-event.js";
+import { toMutation, toTimestamp } from "../../../src/relay/pgq-event.js";
 import { decodeJson, encodeJson } from "../../../src/stream/codec-json.js";
+import { parseSnapshot } from "../../../src/stream/snapshot.js";
 import { type Message, type Mutation, ROWS_JSON } from "../../../src/stream/types.js";
 
 describe("PgQ rows to stream values", () => {

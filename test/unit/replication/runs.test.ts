@@ -106,6 +106,37 @@ describe("runs", () => {
     assert.deepEqual(statement.values, [["7"]]);
   });
 
+  test("an UPDATE or DELETE run through a staging table: typed columns, ordinals, one merge", () => {
+    const update = new RowRun(TABLE, "UPDATE");
+    update.add(mutation("UPDATE", row("1"), row("101", null)));
+    update.add(mutation("UPDATE", row("2"), row("2", "a\tb", false)));
+    const staged = update.staged();
+    assert.match(staged.stage, /^pgshovel_stage_[0-9a-f]{20}$/);
+    assert.equal(
+      staged.create,
+      `CREATE TEMPORARY TABLE ${staged.stage} (n int4, a0 bigint, a1 json, a2 boolean, k0 bigint)`,
+    );
+    assert.deepEqual(staged.copy, {
+      text: `COPY pg_temp.${staged.stage} FROM STDIN`,
+      data: "1\t101\t\\N\ttrue\t1\n2\t2\ta\\tb\tfalse\t2\n",
+    });
+    assert.match(staged.merge, /^UPDATE "public"\."t" AS d\s+SET "id" = s\.a0, "doc" = s\.a1/);
+    assert.match(staged.merge, /WHERE d\."id" = s\.k0 RETURNING s\.n$/);
+    assert.equal(staged.empty, `TRUNCATE pg_temp.${staged.stage}`);
+
+    const remove = new RowRun(TABLE, "DELETE");
+    remove.add(mutation("DELETE", row("7"), null));
+    const deleted = remove.staged();
+    assert.notEqual(deleted.stage, staged.stage, "one staging table per operation");
+    assert.match(deleted.create, /\(n int4, k0 bigint\)$/);
+    assert.equal(deleted.copy.data, "1\t7\n");
+    assert.equal(
+      deleted.merge,
+      `DELETE FROM "public"."t" AS d USING pg_temp.${deleted.stage} AS s WHERE d."id" = s.k0 RETURNING s.n`,
+    );
+    assert.throws(() => new RowRun(TABLE, "INSERT").staged(), /copied straight/);
+  });
+
   test("a row without a captured column is refused, naming it", () => {
     const run = new RowRun(TABLE, "INSERT");
     assert.throws(

@@ -4,7 +4,7 @@
  * already holds. No I/O here.
  */
 import { PgshovelError } from "../errors.js";
-import type { Snapshot } from "../stream/types.js";
+import type { Snapshot } from "./types.js";
 
 const SNAPSHOT_TEXT = /^(\d+):(\d+):((?:\d+(?:,\d+)*)?)$/;
 

@@ -6,7 +6,7 @@ import {
   parseSnapshot,
   pastSnapshot,
   visible,
-} from "../../../src/replication/snapshot.js";
+} from "../../../src/stream/snapshot.js";
 
 describe("snapshots", () => {
   test("parse PostgreSQL's text form into bigints and print it back", () => {
