@@ -51,7 +51,7 @@ test: setup services lint typecheck ## the whole suite: setup, services, lint, t
 	$(WITH_NODE) npm run --silent test:unit
 	$(WITH_STACK) $(WITH_NODE) npm run --silent test:integration
 
-demo: setup ## the main job: capture a pgbench workload and show the stream (services keep running)
+demo: setup ## the main job: capture a pgbench workload, show the stream, land it in a replica that set verify proves equal (services keep running)
 	./scripts/demo.sh
 
 bench: setup services ## benchmarks; writes bench/results/latest.json and docs/benchmarks.md

@@ -73,6 +73,7 @@ function missingJson(report: MissingReport, set: string) {
       end_tick_snapshot: `${report.position.endSnapshot.xmin}:${report.position.endSnapshot.xmax}:${report.position.endSnapshot.xip.join(",")}`,
     },
     complete: report.complete,
+    rotated_since: report.rotatedSince,
     lowest_consumer_tick: report.lowestConsumerTick?.toString() ?? null,
     transactions: report.transactions.map((t) => ({
       txid: t.txid.toString(),
@@ -114,7 +115,7 @@ function printMissing(report: MissingReport, set: string, source: string): void 
   }
   if (!report.complete) {
     out(
-      `WARNING: the list may be incomplete: no consumer of queue ${report.queue} stands at or before tick ${p.endTick} (lowest: ${report.lowestConsumerTick ?? "none"}), so PgQ may have rotated away events after the replica's position`,
+      `WARNING: the list may be incomplete: no consumer of queue ${report.queue} stands at or before tick ${p.endTick} (lowest: ${report.lowestConsumerTick ?? "none"}) and the queue has rotated its event tables since, so PgQ may have discarded events after the replica's position`,
     );
   } else {
     out(`complete: the queue holds every event after tick ${p.endTick}`);

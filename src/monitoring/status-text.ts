@@ -127,6 +127,11 @@ export function renderSet(set: SetStatus): string[] {
     `  database   ${set.database} (node ${set.node})`,
     `  tables     ${set.tables.join(", ")}`,
     `  version    ${set.configurationVersion}`,
+    ...(set.fence
+      ? [
+          `  fence      since ${set.fence.fencedAt}${set.fence.tick ? `, every change before it by tick ${set.fence.tick}` : ""}`,
+        ]
+      : []),
     ...relayLines(set.relays),
     ...queueLines(set),
     sinkLine(set),

@@ -13,6 +13,7 @@ import { readCandidates } from "../coordination/leadership.js";
 import { closeQuietly, connect } from "../database/postgres.js";
 import { describeError, isPgshovelError } from "../errors.js";
 import type { KafkaConnectionOptions } from "../kafka/options.js";
+import { readFence } from "../promotion/fence.js";
 import type { CodecName } from "../stream/codec.js";
 import { type ConsumerState, type QueueInfo, readConsumers, readQueueInfo } from "./pgq-info.js";
 import { type ReplicaStatus, readReplicas } from "./replica-status.js";
@@ -79,6 +80,8 @@ export interface SetStatus {
   sink: SinkStatus;
   /** The targets with a replica worker running, each with its position and lag. */
   replicas: ReplicaStatus[];
+  /** The set's fence (`set fence`): since when, and the tick taken after it; null: not fenced. */
+  fence: { fencedAt: string; tick: string | null } | null;
 }
 
 /** The report of `pgshovel status`. */
@@ -199,13 +202,15 @@ export async function collectSetStatus(
   const queueName = dbNames.queue(ctx.cluster, name);
   const dsn = config.database.dsn;
   const timeoutMs = options.connectTimeoutMs;
-  const [relays, [queue, replicas], sink] = await Promise.all([
+  const [relays, [queue, replicas], sink, fenced] = await Promise.all([
     readRelays(ctx, name),
     readQueue(dsn, queueName, timeoutMs).then(
       async (queue) => [queue, await readReplicas(ctx, name, dsn, queue, timeoutMs)] as const,
     ),
     readSink(ctx.cluster, name, options.kafka),
+    readFence(ctx, name),
   ]);
+  const fence = fenced ? { fencedAt: fenced.record.fenced_at, tick: fenced.record.tick } : null;
   const relayed = new Set(relays.map((r) => r.consumer));
   const consumers = queue.consumers.map((c) => ({ ...c, relayed: relayed.has(c.name) }));
   const findings = judgeSet(
@@ -220,6 +225,7 @@ export async function collectSetStatus(
       queue: queue.info,
       consumers,
       sinkError: sink.error,
+      fencedAt: fence?.fencedAt ?? null,
       replicas: replicas.map((r) => ({
         target: r.target ?? r.targetNode,
         error: r.error,
@@ -242,6 +248,7 @@ export async function collectSetStatus(
     consumers,
     sink,
     replicas,
+    fence,
   };
 }
 

@@ -19,6 +19,7 @@ export const FINDING_CODES = [
   "SINK_UNREADABLE", // WARN: the topic could not be read
   "REPLICA_UNREACHABLE", // WARN: a replica's target could not be read
   "REPLICA_LAG_HIGH", // WARN: a replica lags more than --max-lag with batches still to apply
+  "SET_FENCED", // WARN: the set is fenced: writes to its tables are refused
 ] as const;
 
 /** One of {@link FINDING_CODES}. */
@@ -53,6 +54,8 @@ export interface SetFacts {
     blocksRotation: boolean;
   }[];
   sinkError: string | null;
+  /** When the set was fenced (`set fence`), if it is. */
+  fencedAt?: string | null;
   /** The targets with a replica worker running; absent: none. */
   replicas?: {
     target: string;
@@ -73,6 +76,12 @@ export function judgeSet(facts: SetFacts, thresholds: Thresholds): Finding[] {
   const warn = (code: FindingCode, message: string) =>
     findings.push({ level: "WARN", code, message });
   const relayed = new Set(facts.relays.map((r) => r.consumer));
+  if (facts.fencedAt) {
+    warn(
+      "SET_FENCED",
+      `the set is fenced since ${facts.fencedAt}: writes to its tables are refused until pgshovel set unfence`,
+    );
+  }
   if (facts.relays.length === 0) fail("NO_RELAY", "no relay is running for this set");
   const problem = facts.queueProblem;
   if (problem?.kind === "missing")

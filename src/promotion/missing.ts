@@ -27,10 +27,14 @@ export interface MissingReport {
   queue: string;
   transactions: MissingTransaction[];
   /**
-   * Whether the queue is known to hold every event after the position: PgQ keeps events
-   * until every consumer has passed them, so some consumer must stand at or before it.
+   * Whether the queue is known to hold every event after the position. PgQ deletes events
+   * only by truncating an event table when it rotates them, and rotates only once every
+   * consumer has passed them: the list is complete when some consumer stands at or before
+   * the position, or when the queue's last rotation committed before the position's end tick.
    */
   complete: boolean;
+  /** Whether the queue has rotated its event tables since the position's end tick. */
+  rotatedSince: boolean;
   /** The lowest tick a consumer of the queue stands at (null: no consumer). */
   lowestConsumerTick: bigint | null;
 }
@@ -105,13 +109,17 @@ export async function readMissing(
   }
   // The decoder reads timestamps in UTC and ISO, as the relay's sessions do.
   await query(source, "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'", [], doing);
-  const info = await query<{ table: string }>(
+  // The rotation that truncates an event table sets queue_switch_step1 to its own txid.
+  const info = await query<{ table: string; rotated_since: boolean }>(
     source,
-    "SELECT queue_data_pfx AS table FROM pgq.queue WHERE queue_name = $1",
-    [queue],
+    `SELECT queue_data_pfx AS table,
+            NOT pg_visible_in_snapshot(queue_switch_step1::text::xid8, $2::pg_snapshot) AS rotated_since
+       FROM pgq.queue WHERE queue_name = $1`,
+    [queue, formatSnapshot(position.endSnapshot)],
     doing,
   );
   const table = info.rows[0]?.table;
+  const rotatedSince = info.rows[0]?.rotated_since ?? true;
   if (!table) {
     throw new PgshovelError(
       "NOT_FOUND",
@@ -157,7 +165,9 @@ export async function readMissing(
     position,
     queue,
     transactions: [...byTxid.values()],
-    complete: lowestConsumerTick !== null && lowestConsumerTick <= position.endTick,
+    complete:
+      !rotatedSince || (lowestConsumerTick !== null && lowestConsumerTick <= position.endTick),
+    rotatedSince,
     lowestConsumerTick,
   };
 }

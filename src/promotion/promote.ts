@@ -182,7 +182,7 @@ async function promoteHeld(
       }
       if (!missing.complete) {
         problems.push(
-          `queue ${missing.queue} may no longer hold every event after the replica's position (no consumer stands at or before tick ${position.endTick}): what it lacks cannot be told`,
+          `queue ${missing.queue} may no longer hold every event after the replica's position (no consumer stands at or before tick ${position.endTick}, and its event tables have rotated since): what it lacks cannot be told`,
         );
       }
       if (problems.length > 0 && !options.force) {

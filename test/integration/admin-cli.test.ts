@@ -252,8 +252,9 @@ describe("administration: CLI", () => {
       new RegExp(`could not connect to ZooKeeper at 127\\.0\\.0\\.1:${port} within 1500 ms`),
     );
     assert.match(result.stderr, /hint: check --zookeeper-hosts/);
-    // the timeout plus the start of a Node process, not more
-    assert.ok(result.elapsedMs < 1500 + 4000, `took ${result.elapsedMs} ms`);
+    // It gave up at its own timeout rather than waiting on (the default is 10 s): the margin
+    // is for starting a Node process on a loaded machine, not a second try.
+    assert.ok(result.elapsedMs < 1500 + 8000, `took ${result.elapsedMs} ms`);
   });
 
   test("bad input on the command line leaves nothing behind", async () => {

@@ -69,8 +69,24 @@ describe("set fence and replicate --no-copy", () => {
     const again = await pgshovel(fixture, ["set", "fence", "s"]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /^already fenced: set s/);
+    // status shows the fence, in its text and its JSON.
+    const shown = await pgshovel(fixture, ["status", "s"]);
+    assert.match(
+      shown.stdout,
+      /WARN\s+the set is fenced since \S+: writes to its tables are refused/,
+    );
+    assert.match(shown.stdout, /^ {2}fence {6}since \S+, every change before it by tick \d+$/m);
+    const json = await pgshovel(fixture, ["status", "s", "--json"]);
+    const report = JSON.parse(json.stdout) as {
+      sets: { fence: { fencedAt: string; tick: string | null } | null }[];
+    };
+    assert.match(report.sets[0]!.fence!.tick ?? "", /^\d+$/);
     const unfenced = await pgshovel(fixture, ["set", "unfence", "s"]);
     assert.equal(unfenced.code, 0, unfenced.stderr);
+    const after = JSON.parse((await pgshovel(fixture, ["status", "s", "--json"])).stdout) as {
+      sets: { fence: unknown }[];
+    };
+    assert.equal(after.sets[0]!.fence, null);
     assert.equal(
       await failureCode(fixture.db, "DELETE FROM pgbench_branches WHERE bid = 1000"),
       undefined,

@@ -138,7 +138,8 @@ export async function runDocBlocks(options: DocRunOptions): Promise<DocRunResult
   child.stderr.on("data", (chunk: Buffer) => (shellOutput += chunk.toString("utf8")));
   const exited = new Promise<number | null>((resolve, reject) => {
     child.once("error", reject);
-    child.once("close", (code) => resolve(code));
+    // "exit", not "close": processes the page left in the background hold the pipes open.
+    child.once("exit", (code) => resolve(code));
   });
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<"timeout">((resolve) => {

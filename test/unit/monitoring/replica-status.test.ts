@@ -40,4 +40,14 @@ describe("replicas in status", () => {
     assert.equal(connectableDsn("host=db2 password=*** dbname=shop"), "host=db2 dbname=shop");
     assert.equal(connectableDsn("postgresql://app@db2/shop"), "postgresql://app@db2/shop");
   });
+
+  test("a fenced set is a WARN naming the way back", () => {
+    const fenced = judgeSet({ ...facts([]), fencedAt: "2026-12-01T15:15:13.121Z" }, thresholds);
+    assert.deepEqual(
+      fenced.map((f) => `${f.level} ${f.code}`),
+      ["WARN SET_FENCED"],
+    );
+    assert.match(fenced[0]!.message, /since 2026-12-01T15:15:13.121Z.*set unfence/);
+    assert.deepEqual(codes({ ...facts([]), fencedAt: null }), []);
+  });
 });
