@@ -1,72 +1,131 @@
 /**
- * Measures the cost of capture on bulk writes: pgshovel's generated plpgsql capture function
- * against PgQ's C trigger pgq.jsontriga and against no trigger at all, on identical tables of one
- * fresh database. Not part of `make bench`: run it by hand (the figures are recorded in
- * docs/capture.md):
+ * Measures what capture costs the writing statements, on identical pgbench_accounts-shaped
+ * tables of one database on a private PostgreSQL (so that the WAL it measures is its own):
+ * no trigger, pgshovel in statement mode, pgshovel in row mode. Bulk statements (INSERT …
+ * SELECT generate_series, UPDATE and DELETE of many rows) and runs of single-row statements;
+ * time and WAL bytes per row, median of alternating rounds. Run it by hand (the figures are
+ * recorded in docs/benchmarks.md):
  *
  *   set -a; source .services/env; set +a
- *   node dist/bench/capture-bulk.js [ROWS] [ROUNDS]
+ *   node dist/bench/capture-bulk.js [ROWS] [ROUNDS] [SINGLE]
  */
+import { resolveTables } from "../src/capture/catalog.js";
+import { installTableCapture } from "../src/capture/install.js";
 import { setupSet } from "../test/support/fixtures.js";
+import { startPrivatePostgres } from "../test/support/private-services.js";
+import { median } from "./stats.js";
 
-const rows = Number(process.argv[2] ?? 100_000);
-const rounds = Number(process.argv[3] ?? 3);
-const columns = "id int8 PRIMARY KEY, account int4, owner text, balance numeric, at timestamptz";
+const rows = Number(process.argv[2] ?? 200_000);
+const rounds = Number(process.argv[3] ?? 5);
+const single = Number(process.argv[4] ?? 5_000);
+const TABLES = ["plain", "stmt", "row"] as const;
+const columns = "aid int PRIMARY KEY, bid int, abalance int, filler char(84)";
 
+/** One measured statement: its time and the WAL it wrote, per row. */
+interface Sample {
+  ms: number;
+  walBytes: number;
+}
+
+const server = await startPrivatePostgres();
 const fixture = await setupSet({
-  prefix: "capture_bench",
-  tables: ["own"],
+  server: server.server,
+  prefix: "capture_bulk",
+  tables: ["stmt", "row"],
   prepare: async (db) => {
-    for (const table of ["plain", "own", "jsontriga"]) {
-      await db.query(`CREATE TABLE ${table} (${columns})`);
-    }
-    await db.query("SELECT pgq.create_queue('bench_jsontriga')");
-    await db.query(
-      `CREATE TRIGGER capture AFTER INSERT OR UPDATE OR DELETE ON jsontriga
-         FOR EACH ROW EXECUTE PROCEDURE pgq.jsontriga('bench_jsontriga')`,
-    );
+    for (const table of TABLES) await db.query(`CREATE TABLE ${table} (${columns})`);
   },
 });
 const { db } = fixture;
 try {
   const client = await db.connect();
-  const time = async (sql: string): Promise<number> => {
+  for (const [name, mode] of [
+    ["stmt", "statement"],
+    ["row", "row"],
+  ] as const) {
+    const [table] = await resolveTables(client, [{ name, schema: "public" }]);
+    await installTableCapture(client, {
+      cluster: fixture.cluster,
+      set: fixture.set,
+      table: table!,
+      configVersion: 0,
+      mode,
+    });
+  }
+  const measure = async (sql: string, count: number): Promise<Sample> => {
+    const [before] = (await client.query("SELECT pg_current_wal_insert_lsn() AS lsn")).rows;
     const started = process.hrtime.bigint();
     await client.query(sql);
-    return Number(process.hrtime.bigint() - started) / 1e6;
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    const [after] = (
+      await client.query("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1)::int8 AS d", [
+        before.lsn,
+      ])
+    ).rows;
+    return { ms, walBytes: Number(after.d) / count };
   };
-  const results: Record<string, Record<string, number[]>> = {};
+  const workloads: Record<string, (t: string) => [string, number]> = {
+    "INSERT bulk": (t) => [
+      `INSERT INTO ${t} SELECT g, 1 + g / 100000, 0, '' FROM generate_series(1, ${rows}) g`,
+      rows,
+    ],
+    "UPDATE bulk": (t) => [`UPDATE ${t} SET abalance = abalance + 1 WHERE aid <= ${rows}`, rows],
+    "DELETE bulk": (t) => [`DELETE FROM ${t} WHERE aid > ${rows / 2}`, rows / 2],
+    "UPDATE single": (t) => [
+      `DO $$ BEGIN FOR i IN 1..${single} LOOP UPDATE ${t} SET abalance = abalance + 1 WHERE aid = i; END LOOP; END $$`,
+      single,
+    ],
+    "INSERT single": (t) => [
+      `DO $$ BEGIN FOR i IN 1..${single} LOOP INSERT INTO ${t} VALUES (${rows} + i, 1, 0, ''); END LOOP; END $$`,
+      single,
+    ],
+    "DELETE single": (t) => [
+      `DO $$ BEGIN FOR i IN 1..${single} LOOP DELETE FROM ${t} WHERE aid = ${rows} + i; END LOOP; END $$`,
+      single,
+    ],
+  };
+  const samples = new Map<string, Sample[]>();
   for (let round = 0; round < rounds; round++) {
-    for (const table of ["plain", "own", "jsontriga"]) {
-      const byOp = results[table] ?? { insert: [], update: [], delete: [] };
-      results[table] = byOp;
-      byOp.insert!.push(
-        await time(
-          `INSERT INTO ${table} SELECT g, g % 1000, 'owner ' || g, g * 1.25, now() FROM generate_series(1, ${rows}) g`,
-        ),
-      );
-      byOp.update!.push(await time(`UPDATE ${table} SET balance = balance + 1`));
-      byOp.delete!.push(await time(`DELETE FROM ${table}`));
+    // Alternate which table goes first, so none always runs right after the others' garbage.
+    const order = TABLES.map((_, i) => TABLES[(i + round) % TABLES.length]!);
+    for (const table of order) {
+      await client.query(`TRUNCATE ${table}`);
+      await client.query(`VACUUM ANALYZE ${table}`);
+      for (const [name, workload] of Object.entries(workloads)) {
+        const [sql, count] = workload(table);
+        const key = `${table}:${name}`;
+        samples.set(key, [...(samples.get(key) ?? []), await measure(sql, count)]);
+      }
     }
+    // The events are not read: drop them so that the queue's tables do not grow from round to round.
+    await client.query("TRUNCATE pgq.event_template");
+    process.stderr.write(`round ${round + 1}/${rounds} done\n`);
   }
-  // events of both queues (PgQ's event tables inherit from pgq.event_template)
-  const sizes = await db.query<{ ev_type: string; events: string; bytes: number }>(
-    "SELECT ev_type, count(*)::text AS events, avg(length(ev_data))::int AS bytes FROM pgq.event_template GROUP BY 1 ORDER BY 1",
-  );
   await client.end();
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  console.log(`rows per statement: ${rows}, rounds: ${rounds} (median ms)`);
-  console.log("trigger     insert   update   delete   (per row µs: insert/update/delete)");
-  for (const [table, byOp] of Object.entries(results)) {
-    const [i, u, d] = [median(byOp.insert!), median(byOp.update!), median(byOp.delete!)];
+  console.log(
+    `rows: bulk ${rows} (DELETE ${rows / 2}), single ${single}; ${rounds} rounds, median; µs and WAL bytes per row`,
+  );
+  console.log(
+    "workload        | none µs | stmt µs (ratio) | row µs (ratio) | WAL none | WAL stmt | WAL row | spread none/stmt/row",
+  );
+  for (const name of Object.keys(workloads)) {
+    const stat = (table: string) => {
+      const s = samples.get(`${table}:${name}`)!;
+      const count = name === "DELETE bulk" ? rows / 2 : name.endsWith("single") ? single : rows;
+      const times = s.map((x) => (x.ms * 1000) / count);
+      const spread = (Math.max(...times) - Math.min(...times)) / median(times);
+      return { us: median(times), wal: median(s.map((x) => x.walBytes)), spread };
+    };
+    const [none, stmt, row] = TABLES.map(stat) as [
+      ReturnType<typeof stat>,
+      ReturnType<typeof stat>,
+      ReturnType<typeof stat>,
+    ];
     console.log(
-      `${table.padEnd(10)} ${i.toFixed(0).padStart(7)}  ${u.toFixed(0).padStart(7)}  ${d.toFixed(0).padStart(7)}   (${((i * 1000) / rows).toFixed(1)}/${((u * 1000) / rows).toFixed(1)}/${((d * 1000) / rows).toFixed(1)})`,
+      `${name.padEnd(15)} | ${none.us.toFixed(2).padStart(7)} | ${stmt.us.toFixed(2).padStart(7)} (${(none.us / stmt.us).toFixed(2)}) | ${row.us.toFixed(2).padStart(6)} (${(none.us / row.us).toFixed(2)}) | ${none.wal.toFixed(0).padStart(8)} | ${stmt.wal.toFixed(0).padStart(8)} | ${row.wal.toFixed(0).padStart(7)} | ${[none, stmt, row].map((x) => `${(x.spread * 100).toFixed(0)}%`).join("/")}`,
     );
-  }
-  console.log("event type  events  avg ev_data bytes");
-  for (const { ev_type, events, bytes } of sizes) {
-    console.log(`${ev_type.padEnd(10)} ${events.padStart(7)}  ${bytes}`);
   }
 } finally {
   await fixture.close();
+  await server.destroy();
 }

@@ -103,8 +103,8 @@ async function main(): Promise<void> {
     if (!figures.has(id)) continue;
     results.push(
       await runCapture({
-        seconds: quick ? 2 : 10,
-        clients: 2,
+        seconds: quick ? 2 : 15,
+        clients: 4,
         rounds: options.runs ?? (quick ? 1 : 3),
         durable,
         log,

@@ -195,6 +195,8 @@ export async function resolveTables(
       columns: monitored,
       relid: row.relid,
       columnTypes: monitored.map((name) => byName.get(name)!),
+      ...(table.old === "key" ? { old: "key" as const } : {}),
+      ...(table.capture === "statement" ? { capture: "statement" as const } : {}),
     });
   }
   return resolved;

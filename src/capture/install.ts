@@ -2,7 +2,8 @@ import { DEFAULT_CONSUMER, dbNames, ident } from "../config/names.js";
 import { type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
 import type { CatalogTable } from "./catalog.js";
-import { captureSql } from "./sql.js";
+import { statementTriggerName } from "./spec.js";
+import { type CaptureMode, captureSql, type QueueTables } from "./sql.js";
 
 /**
  * Fails with DATABASE_NOT_READY unless the server can host a set: PgQ is
@@ -121,6 +122,36 @@ export async function removeSetTriggers(
   }
 }
 
+/** The layout of a queue's event tables, which a set-based capture function writes to directly. */
+async function queueTables(client: PgClient, queue: string): Promise<QueueTables> {
+  const row = await query<{ id: number; prefix: string; tables: number; seq: string }>(
+    client,
+    `SELECT queue_id AS id, queue_data_pfx AS prefix, queue_ntables AS tables, queue_event_seq AS seq
+       FROM pgq.queue WHERE queue_name = $1`,
+    [queue],
+    "reading the PgQ queue's event tables",
+  );
+  const { id, prefix, tables, seq } = row.rows[0]!;
+  return { name: queue, id, dataPrefix: prefix, tables, eventSeq: seq };
+}
+
+/**
+ * Row triggers unless the table asks for statement triggers (`capture: statement`) and is a
+ * plain table. A partitioned table or one with inheritance children keeps row triggers: its
+ * statement triggers would see its children's rows as its own, and a row moved between
+ * partitions is not an UPDATE to a partition's triggers.
+ */
+async function captureMode(client: PgClient, table: CatalogTable): Promise<CaptureMode> {
+  if (table.capture !== "statement") return "row";
+  const row = await query<{ plain: boolean }>(
+    client,
+    "SELECT relkind = 'r' AND NOT relhassubclass AS plain FROM pg_catalog.pg_class WHERE oid = $1",
+    [table.relid],
+    "reading the catalog",
+  );
+  return row.rows[0]?.plain ? "statement" : "row";
+}
+
 /**
  * Creates the set's queue when missing and (re)creates one capture function
  * and its triggers per table; tables no longer in the set lose theirs.
@@ -150,19 +181,47 @@ export async function installSet(
   );
   await removeSetTriggers(client, cluster, set);
   for (const table of options.tables) {
-    for (const statement of captureSql({
+    await installTableCapture(client, {
       cluster,
       set,
       table,
       configVersion: options.configVersion,
-    })) {
-      await query(
-        client,
-        statement,
-        [],
-        `installing the capture trigger on ${table.schema}.${table.name}`,
-      );
-    }
+    });
+  }
+}
+
+/**
+ * (Re)creates one table's capture function and triggers. The mode is the table's `capture`
+ * option (on a plain table) unless given (benchmarks and tests compare both on one table).
+ */
+export async function installTableCapture(
+  client: PgClient,
+  options: {
+    cluster: string;
+    set: string;
+    table: CatalogTable;
+    configVersion: number;
+    mode?: CaptureMode;
+  },
+): Promise<void> {
+  const { cluster, set, table } = options;
+  const queue = await queueTables(client, dbNames.queue(cluster, set));
+  const statements = captureSql({
+    cluster,
+    set,
+    table,
+    configVersion: options.configVersion,
+    queue,
+    mode: options.mode ?? (await captureMode(client, table)),
+    old: table.old ?? "full",
+  });
+  for (const statement of statements) {
+    await query(
+      client,
+      statement,
+      [],
+      `installing the capture trigger on ${table.schema}.${table.name}`,
+    );
   }
 }
 
@@ -207,8 +266,16 @@ export async function describeSetObjects(
     client,
     `SELECT format('%I.%I:%I', n.nspname, c.relname, t.tgname) AS name
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE t.tgname IN ($1, $2) ORDER BY 1`,
-    [dbNames.trigger(cluster, set), dbNames.truncateTrigger(cluster, set)],
+      WHERE t.tgname = ANY($1::text[]) ORDER BY 1`,
+    [
+      [
+        dbNames.trigger(cluster, set),
+        dbNames.truncateTrigger(cluster, set),
+        ...(["INSERT", "UPDATE", "DELETE"] as const).map((op) =>
+          statementTriggerName({ cluster, set }, op),
+        ),
+      ],
+    ],
     "listing triggers",
   );
   return { queue, triggers: triggers.rows.map((r) => r.name) };

@@ -1,45 +1,18 @@
 import { dbNames, ident, literal } from "../config/names.js";
-import type { CatalogColumn, CatalogTable } from "./catalog.js";
+import { eventDataExpression, imageExpression, rowExpression } from "./row-json.js";
+import {
+  type CaptureSpec,
+  captureFunctionName,
+  eventExtras,
+  identityColumns,
+  keyChangeSetting,
+  oldImageExpression,
+  statementTriggerName,
+} from "./spec.js";
+import { statementBranch } from "./statement-sql.js";
 
-// Types whose JSON rendering is exact: emitted natively; everything else as PostgreSQL's text output.
-const NATIVE_JSON_TYPES = new Set([16 /* bool */, 21 /* int2 */, 23 /* int4 */]);
-// json_build_object takes at most 100 arguments: 50 columns.
-const COLUMNS_PER_CALL = 50;
-
-function valueExpression(record: "OLD" | "NEW", column: CatalogColumn): string {
-  const ref = `${record}.${ident(column.name)}`;
-  return NATIVE_JSON_TYPES.has(column.typeOid) ? ref : `${ref}::pg_catalog.text`;
-}
-
-function rowExpression(record: "OLD" | "NEW", columns: CatalogColumn[]): string {
-  const pairs = columns.map(
-    (column) => `${literal(column.name)}, ${valueExpression(record, column)}`,
-  );
-  if (pairs.length <= COLUMNS_PER_CALL) return `pg_catalog.json_build_object(${pairs.join(", ")})`;
-  const chunks: string[] = [];
-  for (let i = 0; i < pairs.length; i += COLUMNS_PER_CALL) {
-    chunks.push(
-      `pg_catalog.jsonb_build_object(${pairs.slice(i, i + COLUMNS_PER_CALL).join(", ")})`,
-    );
-  }
-  return `(${chunks.join(" OPERATOR(pg_catalog.||) ")})`;
-}
-
-/** Everything the capture function of one table bakes in. */
-export interface CaptureSpec {
-  cluster: string;
-  set: string;
-  table: CatalogTable;
-  /** The set's configuration version (znode version) the trigger reports. */
-  configVersion: number;
-}
-
-/** The name of a table's capture function, schema-qualified and quoted. */
-export function captureFunctionName(
-  spec: Pick<CaptureSpec, "cluster" | "set"> & { relid: number },
-): string {
-  return `${ident(dbNames.schema(spec.cluster))}.${ident(dbNames.captureFunction(spec.set, spec.relid))}`;
-}
+export type { CaptureMode, CaptureSpec, OldImage, QueueTables } from "./spec.js";
+export { captureFunctionName };
 
 /**
  * SQL that (re)creates a table's capture function and its triggers. The
@@ -54,48 +27,99 @@ export function captureFunctionName(
 export function captureSql(spec: CaptureSpec): string[] {
   const { table } = spec;
   const fn = captureFunctionName({ ...spec, relid: table.relid });
-  const queue = literal(dbNames.queue(spec.cluster, spec.set));
+  const queue = literal(spec.queue.name);
   const target = `${ident(table.schema)}.${ident(table.name)}`;
-  const extras = [
-    literal(table.schema),
-    literal(table.name),
-    literal(String(spec.configVersion)),
-    literal(JSON.stringify(table.primary_keys)),
-  ].join(", ");
+  const extras = eventExtras(spec);
   const cols = table.columnTypes;
+  const raw = (type: string, data: string) =>
+    `pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, '${type}', ${data}, ${extras})`;
+  const statement = spec.mode === "statement";
+  const identity = identityColumns(table);
+  // A key changed when a key column's text did: the statement trigger pairs rows by that
+  // text, and both compare it under "C" (byte for byte), so that a column with a
+  // nondeterministic collation cannot make a row neither paired nor captured here.
+  const keyChanged = identity
+    .map(
+      (c) =>
+        `OLD.${ident(c.name)}::pg_catalog.text COLLATE pg_catalog."C" IS DISTINCT FROM NEW.${ident(c.name)}::pg_catalog.text COLLATE pg_catalog."C"`,
+    )
+    .join(" OR ");
+  // In statement mode the row trigger fires only for rows whose key changed; it leaves the
+  // id of its first event where the statement trigger looks, so that one skips those rows.
+  const setting = literal(keyChangeSetting(spec));
+  const markKeyChange = statement
+    ? `
+    IF COALESCE(pg_catalog.current_setting(${setting}, true), '') = '' THEN
+      PERFORM pg_catalog.set_config(${setting}, event_id::pg_catalog.text, true);
+    END IF;`
+    : "";
   // Binary image equality (record *=): no casts, every type, and a change of
   // representation (1.0 → 1.00, -0 → 0) still counts as a change.
-  const image = (record: "OLD" | "NEW") =>
-    `(ROW(${cols.map((c) => `${record}.${ident(c.name)}`).join(", ")}))::pg_catalog.record`;
   const body = `
+DECLARE
+  event_id int8;
+  q record;
+  first_key_change text;
 BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    PERFORM ${raw("TRUNCATE", "'{}'")};
+    RETURN NULL;
+  END IF;${statement ? statementBranch(spec) : ""}
   IF TG_OP = 'INSERT' THEN
-    PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'INSERT', pg_catalog.json_build_object('old', NULL, 'new', ${rowExpression("NEW", cols)})::pg_catalog.text, ${extras});
+    PERFORM ${raw("INSERT", eventDataExpression(null, rowExpression("NEW", cols)))};
   ELSIF TG_OP = 'UPDATE' THEN
-    IF ${image("OLD")} OPERATOR(pg_catalog.*=) ${image("NEW")} THEN
+    IF ${imageExpression("OLD", cols)} OPERATOR(pg_catalog.*=) ${imageExpression("NEW", cols)} THEN
       RETURN NULL;
     END IF;
-    PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'UPDATE', pg_catalog.json_build_object('old', ${rowExpression("OLD", cols)}, 'new', ${rowExpression("NEW", cols)})::pg_catalog.text, ${extras});
-  ELSIF TG_OP = 'DELETE' THEN
-    PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'DELETE', pg_catalog.json_build_object('old', ${rowExpression("OLD", cols)}, 'new', NULL)::pg_catalog.text, ${extras});
+    event_id := ${raw("UPDATE", eventDataExpression(oldImageExpression(spec, "OLD", "NEW"), rowExpression("NEW", cols)))};${markKeyChange}
   ELSE
-    PERFORM pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, 'TRUNCATE', '{}', ${extras});
+    PERFORM ${raw("DELETE", eventDataExpression(oldImageExpression(spec, "OLD"), null))};
   END IF;
   RETURN NULL;
 END`;
-  const updateOf = cols.map((c) => ident(c.name)).join(", ");
+  const rowTrigger = ident(dbNames.trigger(spec.cluster, spec.set));
+  const truncateTrigger = ident(dbNames.truncateTrigger(spec.cluster, spec.set));
+  const statementTriggers = (["INSERT", "UPDATE", "DELETE"] as const).map((op) =>
+    ident(statementTriggerName(spec, op)),
+  );
+  // In statement mode the row trigger exists for UPDATE rows whose key changed only, and its
+  // WHEN clause (evaluated by the server, no function call) keeps every other row from
+  // queueing a trigger event at all: a bulk statement pays no per-row call.
+  const monitored = cols.map((c) => ident(c.name)).join(", ");
+  const rowTriggerSql = statement
+    ? `CREATE TRIGGER ${rowTrigger}
+       AFTER UPDATE OF ${monitored} ON ${target}
+       FOR EACH ROW WHEN (${keyChanged}) EXECUTE FUNCTION ${fn}()`
+    : `CREATE TRIGGER ${rowTrigger}
+       AFTER INSERT OR UPDATE OF ${monitored} OR DELETE ON ${target}
+       FOR EACH ROW EXECUTE FUNCTION ${fn}()`;
+  const transition = {
+    INSERT: "REFERENCING NEW TABLE AS pgs_new",
+    UPDATE: "REFERENCING OLD TABLE AS pgs_old NEW TABLE AS pgs_new",
+    DELETE: "REFERENCING OLD TABLE AS pgs_old",
+  };
   return [
     // SECURITY DEFINER: application roles may write to a captured table without being
     // granted PgQ's pgq_writer. Every name in the body is schema-qualified, so no
     // search_path can redirect it.
-    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $pgshovel$${body}
+    // jit off in statement mode: the cost of a statement over a large transition table passes
+    // the JIT thresholds, and compiling its expressions (again on every call: a compiled plan
+    // is not kept) took longer than running them. Not in row mode, where the SET would be paid
+    // on every row and no query is large.
+    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER${statement ? " SET jit = off" : ""} AS $pgshovel$${body}
 $pgshovel$`,
-    `DROP TRIGGER IF EXISTS ${ident(dbNames.trigger(spec.cluster, spec.set))} ON ${target}`,
-    `DROP TRIGGER IF EXISTS ${ident(dbNames.truncateTrigger(spec.cluster, spec.set))} ON ${target}`,
-    `CREATE TRIGGER ${ident(dbNames.trigger(spec.cluster, spec.set))}
-       AFTER INSERT OR UPDATE OF ${updateOf} OR DELETE ON ${target}
-       FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
-    `CREATE TRIGGER ${ident(dbNames.truncateTrigger(spec.cluster, spec.set))}
+    ...[rowTrigger, truncateTrigger, ...statementTriggers].map(
+      (name) => `DROP TRIGGER IF EXISTS ${name} ON ${target}`,
+    ),
+    rowTriggerSql,
+    `CREATE TRIGGER ${truncateTrigger}
        AFTER TRUNCATE ON ${target} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+    ...(statement
+      ? (["INSERT", "UPDATE", "DELETE"] as const).map(
+          (op, i) => `CREATE TRIGGER ${statementTriggers[i]}
+       AFTER ${op} ON ${target} ${transition[op]}
+       FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+        )
+      : []),
   ];
 }

@@ -96,11 +96,13 @@ function installParticipant(
       await installSet(client, { cluster: ctx.cluster, set: name, tables, configVersion });
       return {
         database: { dsn: config.database.dsn, node },
-        tables: tables.map(({ schema, name: table, primary_keys, columns }) => ({
+        tables: tables.map(({ schema, name: table, primary_keys, columns, old, capture }) => ({
           schema,
           name: table,
           primary_keys,
           columns,
+          ...(old ? { old } : {}),
+          ...(capture ? { capture } : {}),
         })),
         operation: "",
       };

@@ -10,6 +10,8 @@ const tableSchema = z
     schema: z.string().min(1, "must not be empty").default("public"),
     primary_keys: z.array(columnName).min(1, "must list at least one column").optional(),
     columns: z.array(columnName).min(1, "must list at least one column").optional(),
+    old: z.enum(["full", "key"], { message: 'must be "full" or "key"' }).optional(),
+    capture: z.enum(["row", "statement"], { message: 'must be "row" or "statement"' }).optional(),
   })
   .strict();
 
@@ -31,6 +33,10 @@ export interface ResolvedTable {
   primary_keys: string[];
   /** Monitored columns, always including the primary key columns. */
   columns: string[];
+  /** The before-image of UPDATE and DELETE events: every monitored column (absent: "full"), or the key and the changed columns. */
+  old?: "full" | "key";
+  /** Row triggers (absent: "row") or statement triggers over transition tables, see docs/capture.md. */
+  capture?: "row" | "statement";
 }
 
 /** A set configuration as stored in ZooKeeper. */

@@ -65,3 +65,10 @@ export const ALL_TYPES_COLUMNS: [string, string, string][] = [
   ["c_domain", "positive", "42"],
   ["c_composite", "pair", "ROW(1, 'x,y')"],
 ];
+
+/** The types ALL_TYPES_COLUMNS uses beyond the built-in ones, created before the table. */
+export const ALL_TYPES_SETUP = [
+  "CREATE TYPE mood AS ENUM ('sad', 'happy')",
+  "CREATE DOMAIN positive AS int CHECK (VALUE > 0)",
+  "CREATE TYPE pair AS (a int, b text)",
+];

@@ -1,0 +1,86 @@
+import { dbNames, ident, literal } from "../config/names.js";
+import type { CatalogTable } from "./catalog.js";
+import { keyImageExpression, rowExpression } from "./row-json.js";
+
+/** A PgQ queue as its event tables are laid out: what a set-based insert writes to. */
+export interface QueueTables {
+  name: string;
+  id: number;
+  /** The parent of the rotating event tables, schema-qualified (`pgq.event_5`). */
+  dataPrefix: string;
+  /** How many event tables rotate (`<dataPrefix>_0` … `_<tables - 1>`). */
+  tables: number;
+  /** The event id sequence, schema-qualified. */
+  eventSeq: string;
+}
+
+/**
+ * How a table's INSERT, UPDATE and DELETE are captured: one event per row from a row
+ * trigger, or every event of a statement in one INSERT … SELECT from statement triggers
+ * over transition tables (docs/capture.md says which and why).
+ */
+export type CaptureMode = "row" | "statement";
+
+/** What an UPDATE or DELETE event's `old` image holds: every monitored column, or the key and the changed columns. */
+export type OldImage = "full" | "key";
+
+/** Everything the capture function of one table bakes in. */
+export interface CaptureSpec {
+  cluster: string;
+  set: string;
+  table: CatalogTable;
+  /** The set's configuration version (znode version) the trigger reports. */
+  configVersion: number;
+  /** The set's queue and its rotating event tables. */
+  queue: QueueTables;
+  mode: CaptureMode;
+  old: OldImage;
+}
+
+/** The name of a table's capture function, schema-qualified and quoted. */
+export function captureFunctionName(
+  spec: Pick<CaptureSpec, "cluster" | "set"> & { relid: number },
+): string {
+  return `${ident(dbNames.schema(spec.cluster))}.${ident(dbNames.captureFunction(spec.set, spec.relid))}`;
+}
+
+/** The `ev_extra1..4` values every event of a table carries, as SQL literals. */
+export function eventExtras(spec: CaptureSpec): string {
+  return [
+    literal(spec.table.schema),
+    literal(spec.table.name),
+    literal(String(spec.configVersion)),
+    literal(JSON.stringify(spec.table.primary_keys)),
+  ].join(", ");
+}
+
+/** The identity columns of a table, in key order. */
+export function identityColumns(table: CatalogTable): CatalogTable["columnTypes"] {
+  return table.primary_keys.map((name) => table.columnTypes.find((c) => c.name === name)!);
+}
+
+/** The `old` member of an UPDATE (with `newRow`) or DELETE event. */
+export function oldImageExpression(spec: CaptureSpec, oldRow: string, newRow?: string): string {
+  const cols = spec.table.columnTypes;
+  return spec.old === "key"
+    ? keyImageExpression(oldRow, newRow, cols, spec.table.primary_keys)
+    : rowExpression(oldRow, cols);
+}
+
+/** The transaction-local setting where a row trigger leaves its first key-change event id. */
+export function keyChangeSetting(spec: Pick<CaptureSpec, "cluster" | "set" | "table">): string {
+  return `pgshovel.key_change_${spec.cluster}_${spec.set}_${spec.table.relid}`;
+}
+
+/** The statement trigger of one operation (`pgs_<cluster>_<set>_i`, `_u`, `_d`). */
+export function statementTriggerName(
+  spec: Pick<CaptureSpec, "cluster" | "set">,
+  op: "INSERT" | "UPDATE" | "DELETE",
+): string {
+  return `${dbNames.trigger(spec.cluster, spec.set)}_${op[0]!.toLowerCase()}`;
+}
+
+/** A schema-qualified name (`pgq.event_5`) quoted part by part. */
+export function qualified(name: string): string {
+  return name.split(".").map(ident).join(".");
+}
