@@ -7,26 +7,10 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { bootstrapFromQueue } from "../../src/replication/queue-replica.js";
 import { DEFAULT_RUN_LIMITS } from "../../src/replication/runs.js";
-import type { TestDatabase } from "../support/postgres.js";
-import { ALL_TYPES_COLUMNS } from "./helpers/all-types.js";
+import { ALL_TYPES_COLUMNS, ALL_TYPES_SETUP, allTypesRowsAsText } from "./helpers/all-types.js";
 import { catchUp, replicaFixture, totals } from "./replication-support.js";
 
 const COLUMNS = ALL_TYPES_COLUMNS;
-
-const TYPES = [
-  "CREATE TYPE mood AS ENUM ('sad', 'happy')",
-  "CREATE DOMAIN positive AS int CHECK (VALUE > 0)",
-  "CREATE TYPE pair AS (a int, b text)",
-];
-
-/** Every row as text, column by column (NULL stays null). */
-async function rowsAsText(db: TestDatabase): Promise<(string | null)[][]> {
-  const rows = await db.query<{ v: (string | null)[] }>(
-    `SELECT ARRAY[id::text, ${COLUMNS.map(([n]) => `${n}::text`).join(", ")}] AS v
-       FROM everything ORDER BY id`,
-  );
-  return rows.map((row) => row.v);
-}
 
 describe("replica: values are lossless", () => {
   test("every built-in type, through the copy and through the stream", async () => {
@@ -34,7 +18,7 @@ describe("replica: values are lossless", () => {
     const fixture = await replicaFixture({
       tables: ["everything"],
       prepare: async (db) => {
-        for (const statement of TYPES) await db.query(statement);
+        for (const statement of ALL_TYPES_SETUP) await db.query(statement);
         await db.query(
           `CREATE TABLE everything (id int8 PRIMARY KEY, ${COLUMNS.map(([n, t]) => `${n} ${t}`).join(", ")})`,
         );
@@ -42,7 +26,7 @@ describe("replica: values are lossless", () => {
         await db.query("INSERT INTO everything (id) VALUES (2)");
       },
       prepareTarget: async (db) => {
-        for (const statement of TYPES) await db.query(statement);
+        for (const statement of ALL_TYPES_SETUP) await db.query(statement);
       },
     });
     try {
@@ -69,8 +53,8 @@ describe("replica: values are lossless", () => {
       });
       assert.equal(totals(results).applied, 4, "two inserts and two updates");
       const [source, target] = await Promise.all([
-        rowsAsText(fixture.source),
-        rowsAsText(fixture.target),
+        allTypesRowsAsText(fixture.source),
+        allTypesRowsAsText(fixture.target),
       ]);
       assert.equal(target.length, 4);
       for (const [i, row] of source.entries()) {

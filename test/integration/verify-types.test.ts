@@ -5,24 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { TestDatabase } from "../support/postgres.js";
-import { ALL_TYPES_COLUMNS } from "./helpers/all-types.js";
+import { ALL_TYPES_COLUMNS, ALL_TYPES_SETUP, allTypesRowsAsText } from "./helpers/all-types.js";
 import { editTarget, runVerify, type VerifyFixture, verifyFixture } from "./verify-support.js";
-
-const TYPES = [
-  "CREATE TYPE mood AS ENUM ('sad', 'happy')",
-  "CREATE DOMAIN positive AS int CHECK (VALUE > 0)",
-  "CREATE TYPE pair AS (a int, b text)",
-];
-
-/** Every row as text, column by column (NULL stays null). */
-async function rowsAsText(db: TestDatabase): Promise<(string | null)[][]> {
-  const rows = await db.query<{ v: (string | null)[] }>(
-    `SELECT ARRAY[id::text, ${ALL_TYPES_COLUMNS.map(([n]) => `${n}::text`).join(", ")}] AS v
-       FROM everything ORDER BY id`,
-  );
-  return rows.map((row) => row.v);
-}
 
 describe("pgshovel set verify: every built-in type", () => {
   let fixture: VerifyFixture;
@@ -31,7 +15,7 @@ describe("pgshovel set verify: every built-in type", () => {
     fixture = await verifyFixture({
       tables: ["everything"],
       prepare: async (db) => {
-        for (const statement of TYPES) await db.query(statement);
+        for (const statement of ALL_TYPES_SETUP) await db.query(statement);
         await db.query(
           `CREATE TABLE everything (id int8 PRIMARY KEY, ${ALL_TYPES_COLUMNS.map(([n, t]) => `${n} ${t}`).join(", ")})`,
         );
@@ -39,7 +23,7 @@ describe("pgshovel set verify: every built-in type", () => {
         await db.query("INSERT INTO everything (id) VALUES (2)");
       },
       prepareTarget: async (db) => {
-        for (const statement of TYPES) await db.query(statement);
+        for (const statement of ALL_TYPES_SETUP) await db.query(statement);
       },
     });
   });
@@ -98,6 +82,9 @@ describe("pgshovel set verify: every built-in type", () => {
       /^repaired in one transaction: 1 deleted, 0 updated, 2 inserted$/m,
     );
     assert.equal((await runVerify(fixture)).code, 0);
-    assert.deepEqual(await rowsAsText(fixture.target), await rowsAsText(fixture.db));
+    assert.deepEqual(
+      await allTypesRowsAsText(fixture.target),
+      await allTypesRowsAsText(fixture.db),
+    );
   });
 });

@@ -4,6 +4,8 @@
  * and the replica are both proven lossless on.
  */
 
+import type { TestDatabase } from "../../support/postgres.js";
+
 /** column name, type, a demanding value (SQL literal) */
 export const ALL_TYPES_COLUMNS: [string, string, string][] = [
   ["c_int2", "int2", "-32768"],
@@ -72,3 +74,12 @@ export const ALL_TYPES_SETUP = [
   "CREATE DOMAIN positive AS int CHECK (VALUE > 0)",
   "CREATE TYPE pair AS (a int, b text)",
 ];
+
+/** Every row of the all-types table `everything` as text, column by column (NULL stays null). */
+export async function allTypesRowsAsText(db: TestDatabase): Promise<(string | null)[][]> {
+  const rows = await db.query<{ v: (string | null)[] }>(
+    `SELECT ARRAY[id::text, ${ALL_TYPES_COLUMNS.map(([n]) => `${n}::text`).join(", ")}] AS v
+       FROM everything ORDER BY id`,
+  );
+  return rows.map((row) => row.v);
+}
