@@ -129,7 +129,9 @@ pgshovel replicate pgbench --target "$replica_dsn" --from "file:$stream" --until
 step "9. the replica equals the source: set verify, while pgbench writes again"
 # The worker follows the stream; verify holds the source's tables at one tick, waits until
 # the replica has applied it, and compares a count and a checksum per table there.
-pgshovel replicate pgbench --target "$replica_dsn" --from "file:$stream" &
+# bin/pgshovel itself, not the pgshovel function: $! must be the worker's pid, not a subshell's.
+"$root/bin/pgshovel" --cluster "$cluster" --log-level warn \
+  replicate pgbench --target "$replica_dsn" --from "file:$stream" &
 replica_pid=$!
 touch "$load_flag"
 (while [ -e "$load_flag" ]; do pgbench -n -c 2 -T 1 "$db" >/dev/null; done) &
