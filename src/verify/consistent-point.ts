@@ -3,12 +3,10 @@
  * running. The set's tables are locked on the source against writes (SHARE), so no change
  * to them is in flight; a PgQ tick made then sees every change to them, and every batch
  * after it is empty for them. A source snapshot taken under the lock sees exactly that
- * tick's rows; once the replica's stored end tick has reached the tick — or stands where the
- * queue holds nothing captured after it — a target snapshot sees the same rows. The lock is
- * then released (or kept, for a repair).
+ * tick's rows; once the replica's stored end tick has reached the tick, a target snapshot
+ * sees the same rows. The lock is then released (or kept, for a repair).
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { ident } from "../config/names.js";
 import { hidePassword } from "../config/set-config.js";
 import { closeQuietly, connect, type PgClient, query, sqlstate } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
@@ -22,7 +20,6 @@ import {
   type TableName,
 } from "../replication/target-state.js";
 import { Backoff, withRetry } from "../retry.js";
-import { formatSnapshot } from "../stream/snapshot.js";
 
 /** What {@link takeConsistentPoint} needs. */
 export interface PointOptions {
@@ -48,7 +45,7 @@ export interface PointOptions {
 /** Two open snapshots, one per side, that hold the same rows of the compared tables. */
 export interface ConsistentPoint {
   tick: bigint;
-  /** The end tick the replica had applied when the target snapshot was taken (below `tick` when nothing was captured in between). */
+  /** The end tick the replica had applied when the target snapshot was taken. */
   targetTick: bigint;
   /** The source snapshot, `xmin:xmax:xip,…`. */
   sourceSnapshot: string;
@@ -147,53 +144,10 @@ async function makeTick(source: PgClient, queue: string): Promise<bigint> {
 }
 
 /**
- * Whether the source snapshot `source` is in sees no change captured after `position`: no
- * event in the set's queue whose transaction the position's end tick does not see, with
- * every such event still held (no rotation of the event tables since that tick). A replica
- * standing there then holds the rows the source snapshot sees, however far its tick is
- * behind: a stopped worker of a fenced, or idle, set.
+ * Opens the target snapshot once the replica's position has reached `tick`: the position
+ * is read inside the REPEATABLE READ transaction it opens, so both agree.
  */
-async function nothingAfter(
-  source: PgClient,
-  queue: string,
-  position: ReplicaPosition,
-): Promise<boolean> {
-  const doing = "reading what the queue captured after the replica's position";
-  const end = formatSnapshot(position.endSnapshot);
-  const info = await query<{ events: string; held: boolean }>(
-    source,
-    `SELECT queue_data_pfx AS events,
-            pg_visible_in_snapshot(queue_switch_step1::text::xid8, $2::pg_snapshot) AS held
-       FROM pgq.queue WHERE queue_name = $1`,
-    [queue, end],
-    doing,
-  );
-  const row = info.rows[0];
-  if (!row?.held) return false;
-  const [schema, name] = row.events.split(".");
-  // ev_txid >= the end tick's xmin: what PgQ's own batch reads bound by, on its ev_txid index.
-  const after = await query(
-    source,
-    `SELECT 1 FROM ${ident(schema!)}.${ident(name!)}
-      WHERE ev_txid >= $2 AND NOT pg_visible_in_snapshot(ev_txid::text::xid8, $1::pg_snapshot)
-      LIMIT 1`,
-    [end, position.endSnapshot.xmin.toString()],
-    doing,
-  );
-  return after.rows.length === 0;
-}
-
-/**
- * Opens the target snapshot once the replica's position has reached `tick`, or stands where
- * nothing was captured since (see {@link nothingAfter}): the position is read inside the
- * REPEATABLE READ transaction it opens, so both agree.
- */
-async function awaitTarget(
-  target: PgClient,
-  source: PgClient,
-  options: PointOptions,
-  tick: bigint,
-): Promise<bigint> {
+async function awaitTarget(target: PgClient, options: PointOptions, tick: bigint): Promise<bigint> {
   const deadline = Date.now() + options.waitTimeoutMs;
   const backoff = new Backoff({ initialDelayMs: 20, maxDelayMs: 500 });
   const doing = "waiting for the replica to reach the verify's tick";
@@ -201,7 +155,6 @@ async function awaitTarget(
     await query(target, "BEGIN ISOLATION LEVEL REPEATABLE READ", [], doing);
     const position = await readPosition(target, options.cluster, options.set);
     if (position && position.endTick >= tick) return position.endTick;
-    if (position && (await nothingAfter(source, options.queue, position))) return position.endTick;
     await query(target, "ROLLBACK", [], doing);
     if (Date.now() >= deadline) {
       const stands = position
@@ -279,7 +232,7 @@ export async function takeConsistentPoint(options: PointOptions): Promise<Consis
       [],
       "opening the source snapshot",
     );
-    const targetTick = await awaitTarget(target, source, options, tick);
+    const targetTick = await awaitTarget(target, options, tick);
     if (!options.holdLock) await unlock();
     return {
       tick,
