@@ -4,41 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { createSet, initializeCluster, updateSet } from "../../src/cluster/admin.js";
-import { dbNames } from "../../src/config/names.js";
-import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
-import {
-  type ClusterFixture,
-  clusterFixture,
-  readEvents,
-  registerConsumer,
-  setConfig,
-} from "./helpers/admin.js";
-
-async function withSet(
-  prefix: string,
-  setup: string[],
-  tables: Parameters<typeof setConfig>[1],
-  body: (db: TestDatabase, queue: string, f: ClusterFixture) => Promise<void>,
-): Promise<void> {
-  const f = await clusterFixture();
-  const db = await createTestDatabase(prefix);
-  try {
-    for (const sql of setup) await db.query(sql);
-    await initializeCluster(f.ctx);
-    await createSet(f.ctx, "s1", setConfig(db.dsn, tables));
-    const queue = dbNames.queue(f.cluster, "s1");
-    await registerConsumer(db, queue);
-    await body(db, queue, f);
-  } finally {
-    await f.close();
-    await db.drop();
-  }
-}
+import { updateSet } from "../../src/cluster/admin.js";
+import { createTestDatabase } from "../support/postgres.js";
+import { readEvents, setConfig, withCaptureSet } from "./helpers/admin.js";
 
 describe("capture: events", () => {
   test("INSERT, UPDATE, DELETE, primary key change, unmonitored update, TRUNCATE", async () => {
-    await withSet(
+    await withCaptureSet(
       "cap_events",
       [
         "CREATE SCHEMA app",
@@ -108,7 +80,7 @@ describe("capture: events", () => {
 
   test("an application role without PgQ privileges can write to a captured table", async () => {
     const role = `app_${Math.random().toString(36).slice(2, 10)}`;
-    await withSet(
+    await withCaptureSet(
       "cap_role",
       [
         "CREATE TABLE items (id int PRIMARY KEY, name text)",
@@ -139,7 +111,7 @@ describe("capture: events", () => {
   });
 
   test("given primary keys identify a table without one; every column is captured by default", async () => {
-    await withSet(
+    await withCaptureSet(
       "cap_pk",
       ["CREATE TABLE ledger (region text, seq int8, amount numeric, memo text)"],
       [{ name: "ledger", schema: "public", primary_keys: ["region", "seq"] }],

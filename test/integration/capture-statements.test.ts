@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { createSet, initializeCluster, updateSet } from "../../src/cluster/admin.js";
 import { readSet } from "../../src/cluster/records.js";
-import { DEFAULT_CONSUMER, dbNames } from "../../src/config/names.js";
+import { DEFAULT_CONSUMER } from "../../src/config/names.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
 import {
@@ -15,35 +15,23 @@ import {
   type ClusterFixture,
   clusterFixture,
   readEvents,
-  registerConsumer,
   setConfig,
+  withCaptureSet,
 } from "./helpers/admin.js";
 
-async function withSet(
+/** {@link withCaptureSet} with every table in statement mode, as a user asks for it. */
+function withSet(
   prefix: string,
   setup: string[],
   tables: Parameters<typeof setConfig>[1],
   body: (db: TestDatabase, queue: string, f: ClusterFixture) => Promise<void>,
 ): Promise<void> {
-  const f = await clusterFixture();
-  const db = await createTestDatabase(prefix);
-  try {
-    for (const sql of setup) await db.query(sql);
-    await initializeCluster(f.ctx);
-    // every table in statement mode, as a user asks for it
-    const statementTables = tables.map((t) =>
-      typeof t === "string"
-        ? { name: t, schema: "public", capture: "statement" as const }
-        : { capture: "statement" as const, ...t },
-    );
-    await createSet(f.ctx, "s1", setConfig(db.dsn, statementTables));
-    const queue = dbNames.queue(f.cluster, "s1");
-    await registerConsumer(db, queue);
-    await body(db, queue, f);
-  } finally {
-    await f.close();
-    await db.drop();
-  }
+  const statementTables = tables.map((t) =>
+    typeof t === "string"
+      ? { name: t, schema: "public", capture: "statement" as const }
+      : { capture: "statement" as const, ...t },
+  );
+  return withCaptureSet(prefix, setup, statementTables, body);
 }
 
 const row = (e: CapturedEvent, side: "old" | "new") => e.data[side] as Record<string, unknown>;

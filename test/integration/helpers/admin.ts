@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type pg from "pg";
+import { createSet, initializeCluster } from "../../../src/cluster/admin.js";
 import type { AdminContext } from "../../../src/cluster/context.js";
 import { ZooKeeper } from "../../../src/cluster/zookeeper.js";
 import { dbNames, zkPaths } from "../../../src/config/names.js";
@@ -16,7 +17,7 @@ import { silentLogger } from "../../../src/log.js";
 import type { QueueEvent } from "../../../src/relay/pgq-event.js";
 import { repoRoot, stackEnv } from "../../support/env.js";
 import { forceTick } from "../../support/fixtures.js";
-import type { TestDatabase } from "../../support/postgres.js";
+import { createTestDatabase, type TestDatabase } from "../../support/postgres.js";
 import { withTimeout } from "../../support/wait.js";
 import { connectZk, type TestZk } from "../../support/zookeeper.js";
 
@@ -253,4 +254,29 @@ export async function readEvents(
 /** Ends a client, ignoring errors. */
 export async function endQuietly(client: pg.Client | undefined): Promise<void> {
   await client?.end().catch(() => {});
+}
+
+/**
+ * A fresh cluster and database, `setup` run in it, and a set "s1" over `tables` with a
+ * consumer registered on its queue; `body` runs with them, and everything goes afterwards.
+ */
+export async function withCaptureSet(
+  prefix: string,
+  setup: string[],
+  tables: Parameters<typeof setConfig>[1],
+  body: (db: TestDatabase, queue: string, f: ClusterFixture) => Promise<void>,
+): Promise<void> {
+  const f = await clusterFixture();
+  const db = await createTestDatabase(prefix);
+  try {
+    for (const sql of setup) await db.query(sql);
+    await initializeCluster(f.ctx);
+    await createSet(f.ctx, "s1", setConfig(db.dsn, tables));
+    const queue = dbNames.queue(f.cluster, "s1");
+    await registerConsumer(db, queue);
+    await body(db, queue, f);
+  } finally {
+    await f.close();
+    await db.drop();
+  }
 }
