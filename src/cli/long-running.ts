@@ -5,7 +5,9 @@
  * ends it is reported before it is thrown on.
  */
 import type { Command } from "commander";
+import { ZooKeeper } from "../cluster/zookeeper.js";
 import type { Logger } from "../log.js";
+import { untilAborted } from "../relay/abortable.js";
 import { globals, loggerFor } from "./context.js";
 import type { GlobalOptions } from "./options.js";
 import { catchStopSignals, releaseStopSignals } from "./stop-signals.js";
@@ -69,4 +71,24 @@ export async function runUntilStopped<Ops extends CommandOperations>(
     releaseStopSignals(false);
     await ops?.close();
   }
+}
+
+/**
+ * The ZooKeeper session a long-running command leads or stands by in, and how to open
+ * another after an expiry. Waiting for the first ends at once when `signal` aborts.
+ */
+export async function openZooKeeper(
+  options: GlobalOptions,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<{ zk: ZooKeeper; reconnect: () => Promise<ZooKeeper> }> {
+  const reconnect = () =>
+    ZooKeeper.connect({
+      hosts: options.zookeeperHosts,
+      timeoutMs: options.zookeeperTimeout,
+      logger,
+    });
+  logger.info({ hosts: options.zookeeperHosts }, "connecting to ZooKeeper");
+  const zk = await untilAborted(reconnect(), signal, (late) => late.close());
+  return { zk, reconnect };
 }

@@ -121,3 +121,10 @@ export function parseDsn(text: string): string {
   }
   return text;
 }
+
+/** `--target DSN`, required: the replica database a command works on. */
+export function targetOption(
+  description = "the replica database, postgresql://user:password@host:port/db",
+): Option {
+  return option("--target <dsn>", description).argParser(parseDsn).makeOptionMandatory();
+}

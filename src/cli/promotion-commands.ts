@@ -17,7 +17,7 @@ import {
 import { findMissingTransactions, type MissingReport } from "../promotion/missing.js";
 import type { PromoteResult } from "../promotion/promote.js";
 import { globals, withAdmin } from "./context.js";
-import { option, parseDsn, parseDuration } from "./options.js";
+import { option, parseDsn, parseDuration, targetOption } from "./options.js";
 
 function parseGap(text: string): bigint {
   if (!/^\d{1,18}$/.test(text)) {
@@ -166,9 +166,7 @@ export function addPromotionCommands(set: Command): void {
       "make a set's replica a primary: no worker may be active for it; moves its sequences past the source's values; no replica worker applies the set to it afterwards",
     )
     .argument("<name>", "set name")
-    .addOption(
-      option("--target <dsn>", "the replica to promote").argParser(parseDsn).makeOptionMandatory(),
-    )
+    .addOption(targetOption("the replica to promote"))
     .addOption(
       option(
         "--sequence-gap <n>",
@@ -215,11 +213,7 @@ export function addPromotionCommands(set: Command): void {
       "after a failover: the transactions the old source committed that its replica never applied, with their changes",
     )
     .argument("<name>", "set name")
-    .addOption(
-      option("--target <dsn>", "the replica (or the replica promoted since)")
-        .argParser(parseDsn)
-        .makeOptionMandatory(),
-    )
+    .addOption(targetOption("the replica (or the replica promoted since)"))
     .addOption(
       option(
         "--source <dsn>",

@@ -1,14 +1,12 @@
 import { Command, InvalidArgumentError } from "commander";
-import { ZooKeeper } from "../cluster/zookeeper.js";
 import { DEFAULT_CONSUMER, dbNames } from "../config/names.js";
 import { describeError } from "../errors.js";
 import { type RelayOperations, startRelayOperations } from "../monitoring/relay-operations.js";
-import { untilAborted } from "../relay/abortable.js";
 import { DEFAULT_MAX_SINK_WAIT_MS } from "../relay/options.js";
 import { PgqSource } from "../relay/pgq-source.js";
 import { Relay } from "../relay/relay.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
-import { runUntilStopped } from "./long-running.js";
+import { openZooKeeper, runUntilStopped } from "./long-running.js";
 import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
 import {
   type GlobalOptions,
@@ -155,18 +153,11 @@ async function startRelay(
           : undefined,
     }),
   );
-  const connect = () =>
-    ZooKeeper.connect({
-      hosts: options.zookeeperHosts,
-      timeoutMs: options.zookeeperTimeout,
-      logger,
-    });
-  logger.info({ hosts: options.zookeeperHosts }, "connecting to ZooKeeper");
-  const zk = await untilAborted(connect(), signal, (late) => late.close());
+  const { zk, reconnect } = await openZooKeeper(options, logger, signal);
   const { cluster } = options;
   const relay = new Relay({
     zk,
-    reconnect: connect,
+    reconnect,
     cluster,
     set,
     consumer,

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { type Command, InvalidArgumentError } from "commander";
-import { ZooKeeper } from "../cluster/zookeeper.js";
 import { DEFAULT_CONSUMER, dbNames, kafkaNames } from "../config/names.js";
 import { hidePassword } from "../config/set-config.js";
 import { PgshovelError } from "../errors.js";
@@ -11,7 +10,6 @@ import {
   type ReplicaOperations,
   startReplicaOperations,
 } from "../monitoring/replica-operations.js";
-import { untilAborted } from "../relay/abortable.js";
 import type { ApplyResult } from "../replication/apply.js";
 import { QueueCaughtUp, StreamCaughtUp } from "../replication/caught-up.js";
 import type { FeedBatch } from "../replication/feed.js";
@@ -22,17 +20,17 @@ import { PgTarget } from "../replication/target.js";
 import { ReplicaWorker } from "../replication/worker.js";
 import type { FeedFactory } from "../replication/worker-options.js";
 import { CODEC_NAMES, type CodecName, codecByName } from "../stream/codec.js";
-import { runUntilStopped } from "./long-running.js";
+import { openZooKeeper, runUntilStopped } from "./long-running.js";
 import { addOperationsOptions, type OperationsFlags } from "./operations-options.js";
 import {
   type GlobalOptions,
   maxZookeeperPauseOption,
   option,
   parseConsumer,
-  parseDsn,
   parseDuration,
   parsePositiveInt,
   parseSet,
+  targetOption,
 } from "./options.js";
 import { addKafkaConnectionOptions } from "./sinks.js";
 
@@ -231,21 +229,14 @@ async function startWorker(
 ): Promise<ReplicaWorker> {
   const { cluster } = options;
   const { logger } = ops;
-  const connect = () =>
-    ZooKeeper.connect({
-      hosts: options.zookeeperHosts,
-      timeoutMs: options.zookeeperTimeout,
-      logger,
-    });
-  logger.info({ hosts: options.zookeeperHosts }, "connecting to ZooKeeper");
-  const zk = await untilAborted(connect(), signal, (late) => late.close());
+  const { zk, reconnect } = await openZooKeeper(options, logger, signal);
   const worker = randomUUID();
   const target = new PgTarget({ targetDsn: flags.target, cluster, set });
   const streamed = flags.from.kind !== "queue";
   const afterCommit = pauseAfterCommit(logger, signal);
   const replica = new ReplicaWorker({
     zk,
-    reconnect: connect,
+    reconnect,
     cluster,
     set,
     logger,
@@ -300,11 +291,7 @@ export function addReplicateCommand(program: Command): void {
       "keep a PostgreSQL replica of a set's tables: bootstrap from one snapshot, then apply each source batch as one transaction",
     )
     .argument("<set>", "the replication set to replicate", parseSet)
-    .addOption(
-      option("--target <dsn>", "the replica database, postgresql://user:password@host:port/db")
-        .argParser(parseDsn)
-        .makeOptionMandatory(),
-    )
+    .addOption(targetOption())
     .addOption(
       option(
         "--from <source>",

@@ -10,7 +10,7 @@ import { describeError } from "../errors.js";
 import type { TableVerdict, VerifyReport } from "../verify/types.js";
 import { verifySet } from "../verify/verifier.js";
 import { withAdmin } from "./context.js";
-import { option, parseDsn, parseDuration, parsePositiveInt, parseSet } from "./options.js";
+import { option, parseDuration, parsePositiveInt, parseSet, targetOption } from "./options.js";
 
 /** Options of `set verify`, parsed. */
 interface VerifyFlags {
@@ -116,11 +116,7 @@ export function addVerifyCommand(set: Command): void {
       "compare a replica with its source at one consistent point (captured columns only): OK or DIFF per table; exit 0 equal, 1 different, 2 trouble",
     )
     .argument("<name>", "set name", parseSet)
-    .addOption(
-      option("--target <dsn>", "the replica database, postgresql://user:password@host:port/db")
-        .argParser(parseDsn)
-        .makeOptionMandatory(),
-    )
+    .addOption(targetOption())
     .addOption(
       option(
         "--table <name>",
