@@ -24,6 +24,12 @@ export function rowExpression(row: RowRef, columns: CatalogColumn[]): string {
   return `(${members.join(" OPERATOR(pg_catalog.||) ")} OPERATOR(pg_catalog.||) '}')`;
 }
 
+/** How a column's value is written: a JSON boolean (`b`), a JSON number (`n`) or its text output (`t`). */
+export function fieldKind(column: CatalogColumn): "b" | "n" | "t" {
+  if (!NATIVE_JSON_TYPES.has(column.typeOid)) return "t";
+  return column.typeOid === 16 ? "b" : "n";
+}
+
 /** The JSON text of a column's value: `null` for SQL NULL. */
 function jsonValue(row: RowRef, column: CatalogColumn): string {
   const ref = `${row}.${ident(column.name)}`;

@@ -1,11 +1,11 @@
 import { ident, literal } from "../config/names.js";
-import { eventDataExpression, identityText, imageExpression, rowExpression } from "./row-json.js";
+import { PACK_ROWS, PACKED_SUFFIX } from "./packed.js";
+import { fieldKind, identityText, imageExpression } from "./row-json.js";
 import {
   type CaptureSpec,
   eventExtras,
   identityColumns,
   keyChangeSetting,
-  oldImageExpression,
   qualified,
 } from "./spec.js";
 
@@ -36,9 +36,42 @@ export function statementBranch(spec: CaptureSpec): string {
   const cols = table.columnTypes;
   const identity = identityColumns(table);
   const extras = eventExtras(spec);
-  const newRow = (row: string) => rowExpression(row, cols);
-  const inserts = `SELECT 'INSERT' AS ev_type, ${eventDataExpression(null, newRow("n"))} AS ev_data FROM pgs_new n`;
-  const deletes = `SELECT 'DELETE' AS ev_type, ${eventDataExpression(oldImageExpression(spec, "o"), null)} AS ev_data FROM pgs_old o`;
+  const seq = `pg_catalog.nextval(${literal(queue.eventSeq)}::pg_catalog.regclass)`;
+  // Each row takes its own event id, as a one-row event would; the rows are then packed,
+  // PACK_ROWS ids at most to an event (docs/capture.md, "Packed events").
+  const rowsOf = (record: string, from: string) =>
+    `SELECT ${seq} AS id, ${record}::pg_catalog.text AS line FROM ${from}`;
+  const oldFields =
+    spec.old === "key" ? cols.filter((c) => table.primary_keys.includes(c.name)) : cols;
+  const record = (values: string[]) => `ROW(${values.join(", ")})`;
+  // A text field as the one-row event has it, `::text` (which drops a char(n) value's padding,
+  // where the type's output keeps it): the two paths' values are the same by construction.
+  const value = (row: string, c: (typeof cols)[number]) =>
+    fieldKind(c) === "t" ? `${row}.${ident(c.name)}::pg_catalog.text` : `${row}.${ident(c.name)}`;
+  const values = (row: string, of: typeof cols) => of.map((c) => value(row, c));
+  const inserts = rowsOf(record(values("n", cols)), "pgs_new n");
+  const deletes = rowsOf(record(values("o", oldFields)), "pgs_old o");
+  // An UPDATE under `old: key`: a presence mask, then the old values (NULL where left out),
+  // then the new row.
+  const changed = (c: (typeof cols)[number]) =>
+    `${imageExpression("o", [c])} OPERATOR(pg_catalog.*<>) ${imageExpression("n", [c])}`;
+  const isKey = (c: (typeof cols)[number]) => table.primary_keys.includes(c.name);
+  const updateRecord =
+    spec.old === "key"
+      ? record([
+          `(${cols.map((c) => (isKey(c) ? "'1'" : `CASE WHEN ${changed(c)} THEN '1' ELSE '0' END`)).join(" OPERATOR(pg_catalog.||) ")})`,
+          ...cols.map((c) =>
+            isKey(c) ? value("o", c) : `CASE WHEN ${changed(c)} THEN ${value("o", c)} END`,
+          ),
+          ...values("n", cols),
+        ])
+      : record([...values("o", cols), ...values("n", cols)]);
+  const fields = (of: typeof cols) => of.map((c) => [c.name, fieldKind(c)]);
+  const headers = {
+    INSERT: { old: null, new: fields(cols) },
+    DELETE: { old: fields(oldFields), new: null },
+    UPDATE: { old: fields(cols), new: fields(cols), ...(spec.old === "key" ? { mask: true } : {}) },
+  };
   // Transition tables do not pair rows: an UPDATE pairs them by identity. That is right for
   // every row whose key did not change (its key names one row before and after); the rows
   // whose key changed were captured one by one by the row trigger, and are left out here.
@@ -54,18 +87,20 @@ export function statementBranch(spec: CaptureSpec): string {
   // use to make it an inner join), because PL/pgSQL keeps the plan it made for the first
   // statement: a nested loop planned for one row would be quadratic for the next bulk
   // UPDATE. A full join can only be a hash or merge join, fine at any size.
-  const updates = `SELECT 'UPDATE' AS ev_type, ${eventDataExpression(oldImageExpression(spec, "o", "n"), newRow("n"))} AS ev_data
-      FROM (SELECT true AS "pgshovel paired", * FROM pgs_old) o FULL JOIN (SELECT true AS "pgshovel paired", * FROM pgs_new) n ON ${keyJoin}
+  const updates = `${rowsOf(
+    updateRecord,
+    `(SELECT true AS "pgshovel paired", * FROM pgs_old) o FULL JOIN (SELECT true AS "pgshovel paired", * FROM pgs_new) n ON ${keyJoin}`,
+  )}
      WHERE COALESCE(o."pgshovel paired", false) AND COALESCE(n."pgshovel paired", false)
        AND ${imageExpression("o", cols)} OPERATOR(pg_catalog.*<>) ${imageExpression("n", cols)}`;
   // For a few rows the plain join, planned once for the first small statement (a nested
   // loop over a handful of rows sets up nothing): what a single-row UPDATE pays.
-  const smallUpdates = `SELECT 'UPDATE' AS ev_type, ${eventDataExpression(oldImageExpression(spec, "o", "n"), newRow("n"))} AS ev_data
-      FROM pgs_old o JOIN pgs_new n ON ${keyJoin}
+  const smallUpdates = `${rowsOf(updateRecord, `pgs_old o JOIN pgs_new n ON ${keyJoin}`)}
      WHERE ${imageExpression("o", cols)} OPERATOR(pg_catalog.*<>) ${imageExpression("n", cols)}`;
-  const movedKey = `pg_catalog.json_build_array(${identity
+  // CASE: only a one-row event's ev_data is JSON, and only CASE fixes what is evaluated first.
+  const movedKey = `CASE WHEN ev.ev_type = 'UPDATE' THEN pg_catalog.json_build_array(${identity
     .map((c) => `(ev.ev_data::pg_catalog.json -> 'new') ->> ${literal(c.name)}`)
-    .join(", ")})::pg_catalog.text`;
+    .join(", ")})::pg_catalog.text END`;
   const moved = `SELECT FROM ${qualified(queue.dataPrefix)} ev
       WHERE ev.ev_txid = pg_catalog.txid_current() AND ev.ev_id >= $1::int8
         AND ev.ev_type = 'UPDATE' AND ev.ev_extra1 = ${literal(table.schema)} AND ev.ev_extra2 = ${literal(table.name)}
@@ -74,17 +109,21 @@ export function statementBranch(spec: CaptureSpec): string {
        AND NOT EXISTS (${moved})`;
   // `dynamic`: planned on each call (EXECUTE … USING first_key_change), for the rare statement
   // with key changes, whose anti-join's best plan depends on how many keys changed.
-  const dispatch = (events: string, dynamic = false) => {
+  const dispatch = (op: keyof typeof headers, rows: string, dynamic = false) => {
     const run = (sql: string) =>
       dynamic ? `EXECUTE ${literal(sql)} USING first_key_change;` : `${sql};`;
+    const header = literal(`${JSON.stringify(headers[op])}\n`);
+    const events = `SELECT pg_catalog.min(p.id) AS ev_id, ${literal(op + PACKED_SUFFIX)} AS ev_type,
+          ${header} OPERATOR(pg_catalog.||) pg_catalog.string_agg(p.id::pg_catalog.text OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) p.line, E'\\n') AS ev_data
+        FROM (${rows}) p GROUP BY p.id OPERATOR(pg_catalog./) ${PACK_ROWS}`;
     const viaPgq = run(
-      `SELECT pgq.insert_event_raw(${literal(queue.name)}, NULL, pg_catalog.now(), NULL, NULL, e.ev_type, e.ev_data, ${extras}) FROM (${events}) e`,
+      `SELECT pgq.insert_event_raw(${literal(queue.name)}, e.ev_id, pg_catalog.now(), NULL, NULL, e.ev_type, e.ev_data, ${extras}) FROM (${events}) e`,
     ).replace(/^SELECT /, "PERFORM ");
     const branches = Array.from({ length: queue.tables }, (_, n) => {
       const target = qualified(`${queue.dataPrefix}_${n}`);
       return `ELSIF q.cur = ${n} THEN
         ${run(`INSERT INTO ${target} (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
-        SELECT pg_catalog.nextval(${literal(queue.eventSeq)}::pg_catalog.regclass), pg_catalog.now(), e.ev_type, e.ev_data, ${extras}
+        SELECT e.ev_id, pg_catalog.now(), e.ev_type, e.ev_data, ${extras}
           FROM (${events}) e`)}`;
     });
     return `IF q.via_pgq THEN
@@ -100,18 +139,18 @@ export function statementBranch(spec: CaptureSpec): string {
     SELECT queue_cur_table AS cur, (queue_disable_insert OR queue_per_tx_limit IS NOT NULL) AS via_pgq
       INTO q FROM pgq.queue WHERE queue_id = ${queue.id};
     IF TG_OP = 'INSERT' THEN
-      ${dispatch(inserts)}
+      ${dispatch("INSERT", inserts)}
     ELSIF TG_OP = 'DELETE' THEN
-      ${dispatch(deletes)}
+      ${dispatch("DELETE", deletes)}
     ELSE
       first_key_change := pg_catalog.current_setting(${setting}, true);
       IF COALESCE(first_key_change, '') <> '' THEN
         PERFORM pg_catalog.set_config(${setting}, '', true);
-        ${dispatch(updatesExceptMoved, true)}
+        ${dispatch("UPDATE", updatesExceptMoved, true)}
       ELSIF (SELECT pg_catalog.count(*) FROM (SELECT FROM pgs_new LIMIT ${SMALL}) s) < ${SMALL} THEN
-        ${dispatch(smallUpdates)}
+        ${dispatch("UPDATE", smallUpdates)}
       ELSE
-        ${dispatch(updates)}
+        ${dispatch("UPDATE", updates)}
       END IF;
     END IF;
     RETURN NULL;

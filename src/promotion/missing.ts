@@ -9,7 +9,7 @@ import { dbNames, ident } from "../config/names.js";
 import { hidePassword } from "../config/set-config.js";
 import { closeQuietly, connect, type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
-import { type QueueEvent, toMutation } from "../relay/pgq-event.js";
+import { type QueueEvent, toMutations } from "../relay/pgq-event.js";
 import { type ReplicaPosition, readPosition } from "../replication/target-state.js";
 import { formatSnapshot } from "../stream/snapshot.js";
 import type { Mutation } from "../stream/types.js";
@@ -153,13 +153,14 @@ export async function readMissing(
   const byTxid = new Map<bigint, MissingTransaction>();
   const identities = new Map<string, string[]>();
   for (const event of events.rows) {
-    const mutation = toMutation(event, identities);
-    let transaction = byTxid.get(mutation.transaction);
-    if (!transaction) {
-      transaction = { txid: mutation.transaction, mutations: [] };
-      byTxid.set(mutation.transaction, transaction);
+    for (const mutation of toMutations(event, identities)) {
+      let transaction = byTxid.get(mutation.transaction);
+      if (!transaction) {
+        transaction = { txid: mutation.transaction, mutations: [] };
+        byTxid.set(mutation.transaction, transaction);
+      }
+      transaction.mutations.push(mutation);
     }
-    transaction.mutations.push(mutation);
   }
   return {
     position,

@@ -2,6 +2,7 @@
  * PgQ rows to stream values: pure functions over what the capture trigger
  * (src/capture/sql.ts) writes into the queue and what PgQ reports of its ticks.
  */
+import { PACKED_SUFFIX, unpackRows } from "../capture/packed.js";
 import { PgshovelError } from "../errors.js";
 import {
   type Mutation,
@@ -105,31 +106,50 @@ class CapturedMutation implements Mutation {
 }
 
 /**
- * Turns a PgQ event written by the capture trigger into a stream mutation.
- * `identityCache` maps ev_extra4's text to its parsed list, so that the events
- * of one table share one list (and parse it once).
+ * Turns a PgQ event written by the capture trigger into stream mutations: one for a one-row
+ * event, one per row, in id order, for a packed event of statement mode
+ * (src/capture/packed.ts). `identityCache` maps ev_extra4's text to its parsed list, so
+ * that the events of one table share one list (and parse it once).
  */
-export function toMutation(event: QueueEvent, identityCache: Map<string, string[]>): Mutation {
-  const operation = event.ev_type;
-  if (!OPERATIONS.has(operation)) {
-    throw new PgshovelError(
-      "INTERNAL",
-      `event ${event.ev_id} has unknown type ${JSON.stringify(operation)}`,
-    );
-  }
+export function toMutations(event: QueueEvent, identityCache: Map<string, string[]>): Mutation[] {
   let identity = identityCache.get(event.ev_extra4);
   if (!identity) {
     identity = JSON.parse(event.ev_extra4) as string[];
     identityCache.set(event.ev_extra4, identity);
   }
-  return new CapturedMutation(
-    BigInt(event.ev_id),
-    event.ev_extra1,
-    event.ev_extra2,
-    operation as Operation,
+  const type = event.ev_type;
+  if (OPERATIONS.has(type)) {
+    return [
+      new CapturedMutation(
+        BigInt(event.ev_id),
+        event.ev_extra1,
+        event.ev_extra2,
+        type as Operation,
+        identity,
+        event.ev_data,
+        BigInt(event.ev_txid),
+        toTimestamp(event.ev_time),
+      ),
+    ];
+  }
+  const operation = type.endsWith(PACKED_SUFFIX) ? type.slice(0, -PACKED_SUFFIX.length) : "";
+  if (operation !== "INSERT" && operation !== "UPDATE" && operation !== "DELETE") {
+    throw new PgshovelError(
+      "INTERNAL",
+      `event ${event.ev_id} has unknown type ${JSON.stringify(type)}`,
+    );
+  }
+  const transaction = BigInt(event.ev_txid);
+  const time = toTimestamp(event.ev_time);
+  return unpackRows(event.ev_data).map((row) => ({
+    id: row.id,
+    schema: event.ev_extra1,
+    table: event.ev_extra2,
+    operation,
     identity,
-    event.ev_data,
-    BigInt(event.ev_txid),
-    toTimestamp(event.ev_time),
-  );
+    old: row.old,
+    new: row.new,
+    transaction,
+    time,
+  }));
 }

@@ -8,7 +8,7 @@ import { PgshovelError } from "../errors.js";
 import { parseSnapshot } from "../stream/snapshot.js";
 import type { Mutation, Tick } from "../stream/types.js";
 import type { BatchInfo, BatchSource, ConsumerInfo } from "./batch-source.js";
-import { QUEUE_EVENT_COLUMNS, type QueueEvent, toMutation, toTimestamp } from "./pgq-event.js";
+import { QUEUE_EVENT_COLUMNS, type QueueEvent, toMutations, toTimestamp } from "./pgq-event.js";
 
 /** What a {@link PgqSource} reads: the set's queue, as one consumer. */
 export interface PgqSourceOptions {
@@ -203,8 +203,11 @@ export class PgqSource implements BatchSource {
   }
 
   private decode(rows: QueueEvent[], from: number, to: number): Mutation[] {
-    const run = new Array<Mutation>(to - from);
-    for (let i = from; i < to; i++) run[i - from] = toMutation(rows[i]!, this.identities);
+    const run: Mutation[] = [];
+    for (let i = from; i < to; i++) {
+      // a packed event of statement mode holds many rows
+      for (const mutation of toMutations(rows[i]!, this.identities)) run.push(mutation);
+    }
     return run;
   }
 

@@ -14,7 +14,7 @@ import { ZooKeeper } from "../../../src/cluster/zookeeper.js";
 import { dbNames, zkPaths } from "../../../src/config/names.js";
 import type { SetConfigInput } from "../../../src/config/set-config.js";
 import { silentLogger } from "../../../src/log.js";
-import type { QueueEvent } from "../../../src/relay/pgq-event.js";
+import { type QueueEvent, toMutations } from "../../../src/relay/pgq-event.js";
 import { repoRoot, stackEnv } from "../../support/env.js";
 import { forceTick } from "../../support/fixtures.js";
 import { createTestDatabase, type TestDatabase } from "../../support/postgres.js";
@@ -225,27 +225,44 @@ export async function readEvents(
 ): Promise<CapturedEvent[]> {
   await forceTick(db, queue);
   const events: CapturedEvent[] = [];
+  const identities = new Map<string, string[]>();
   for (;;) {
     const [info] = await db.query<{ batch_id: string | null }>(
       "SELECT batch_id::text FROM pgq.next_batch_info($1, $2)",
       [queue, consumer],
     );
     if (!info?.batch_id) return events;
-    const rows = await db.query<Omit<QueueEvent, "ev_id" | "ev_time"> & { ev_extra3: string }>(
-      `SELECT ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4, ev_txid::text
-         FROM pgq.get_batch_events($1) ORDER BY ev_id`,
+    const rows = await db.query<QueueEvent & { ev_extra3: string }>(
+      `SELECT e.ev_id::text, (e.ev_time AT TIME ZONE 'UTC')::text || '+00' AS ev_time, e.ev_type,
+              e.ev_data, e.ev_extra1, e.ev_extra2, e.ev_extra3, e.ev_extra4, e.ev_txid::text
+         FROM pgq.get_batch_events($1) e ORDER BY e.ev_id`,
       [info.batch_id],
     );
+    // a packed event of statement mode is decoded as the relay decodes it: one event per row
     for (const row of rows) {
-      events.push({
-        type: row.ev_type,
-        data: JSON.parse(row.ev_data) as CapturedEvent["data"],
-        schema: row.ev_extra1,
-        table: row.ev_extra2,
-        configVersion: row.ev_extra3,
-        identity: JSON.parse(row.ev_extra4) as string[],
-        txid: row.ev_txid,
-      });
+      if (!row.ev_type.endsWith(" packed")) {
+        events.push({
+          type: row.ev_type,
+          data: JSON.parse(row.ev_data) as CapturedEvent["data"],
+          schema: row.ev_extra1,
+          table: row.ev_extra2,
+          configVersion: row.ev_extra3,
+          identity: JSON.parse(row.ev_extra4) as string[],
+          txid: row.ev_txid,
+        });
+        continue;
+      }
+      for (const mutation of toMutations(row, identities)) {
+        events.push({
+          type: mutation.operation,
+          data: { old: mutation.old, new: mutation.new } as CapturedEvent["data"],
+          schema: mutation.schema,
+          table: mutation.table,
+          configVersion: row.ev_extra3,
+          identity: mutation.identity,
+          txid: row.ev_txid,
+        });
+      }
     }
     await db.query("SELECT pgq.finish_batch($1)", [info.batch_id]);
   }

@@ -1,9 +1,16 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { toMutation, toTimestamp } from "../../../src/relay/pgq-event.js";
+import { type QueueEvent, toMutations, toTimestamp } from "../../../src/relay/pgq-event.js";
 import { decodeJson, encodeJson } from "../../../src/stream/codec-json.js";
 import { parseSnapshot } from "../../../src/stream/snapshot.js";
 import { type Message, type Mutation, ROWS_JSON } from "../../../src/stream/types.js";
+
+/** The one mutation of a one-row event. */
+function toMutation(event: QueueEvent, cache: Map<string, string[]>): Mutation {
+  const mutations = toMutations(event, cache);
+  assert.equal(mutations.length, 1);
+  return mutations[0]!;
+}
 
 describe("PgQ rows to stream values", () => {
   test("timestamps keep their microseconds, padded to six digits", () => {
@@ -61,6 +68,100 @@ describe("PgQ rows to stream values", () => {
     assert.throws(
       () => toMutation({ ...event, ev_type: "UPSERT" }, cache),
       /unknown type "UPSERT"/,
+    );
+  });
+
+  test("a packed event becomes one mutation per row, in id order, with the event's transaction and time", () => {
+    const cache = new Map<string, string[]>();
+    const header =
+      '{"old":[["id","n"],["ok","b"],["note","t"]],"new":[["id","n"],["ok","b"],["note","t"]]}';
+    const event = {
+      ev_id: "10",
+      ev_time: "2026-11-24 03:45:27.5+00",
+      ev_txid: "77",
+      ev_type: "UPDATE packed",
+      ev_data: `${header}\n12 (2,f,,2,t,"")\n10 (1,t,"a ""b"",\\\\c\nd",1,t,x)`,
+      ev_extra1: "public",
+      ev_extra2: "t",
+      ev_extra3: "1",
+      ev_extra4: '["id"]',
+    };
+    const mutations = toMutations(event, cache);
+    assert.deepEqual(mutations.map(plain), [
+      {
+        id: 10n,
+        schema: "public",
+        table: "t",
+        operation: "UPDATE",
+        identity: ["id"],
+        old: { id: 1, ok: true, note: 'a "b",\\c\nd' },
+        new: { id: 1, ok: true, note: "x" },
+        transaction: 77n,
+        time: "2026-11-24T03:45:27.500000Z",
+      },
+      {
+        id: 12n,
+        schema: "public",
+        table: "t",
+        operation: "UPDATE",
+        identity: ["id"],
+        old: { id: 2, ok: false, note: null },
+        new: { id: 2, ok: true, note: "" },
+        transaction: 77n,
+        time: "2026-11-24T03:45:27.500000Z",
+      },
+    ]);
+    assert.throws(
+      () => toMutations({ ...event, ev_type: "UPSERT packed" }, cache),
+      /unknown type "UPSERT packed"/,
+    );
+    assert.throws(
+      () => toMutations({ ...event, ev_data: `${header}\n12 (2,f,,2,t)` }, cache),
+      /record of 5 fields, not 6/,
+    );
+  });
+
+  test("a packed UPDATE under old: key keeps the old fields its mask marks; a DELETE its key", () => {
+    const cache = new Map<string, string[]>();
+    const base = {
+      ev_id: "5",
+      ev_time: "2026-11-24 03:45:27.5+00",
+      ev_txid: "8",
+      ev_extra1: "public",
+      ev_extra2: "t",
+      ev_extra3: "1",
+      ev_extra4: '["id"]',
+    };
+    const fields = '[["id","n"],["a","t"],["b","t"]]';
+    const update = toMutations(
+      {
+        ...base,
+        ev_type: "UPDATE packed",
+        ev_data: `{"old":${fields},"new":${fields},"mask":true}\n5 (101,1,,,1,x,y)\n6 (110,2,old,,2,new,z)`,
+      },
+      cache,
+    );
+    assert.deepEqual(
+      update.map((m) => [m.id, m.old, m.new]),
+      [
+        [5n, { id: 1, b: null }, { id: 1, a: "x", b: "y" }],
+        [6n, { id: 2, a: "old" }, { id: 2, a: "new", b: "z" }],
+      ],
+    );
+    const deleted = toMutations(
+      {
+        ...base,
+        ev_type: "DELETE packed",
+        ev_data: '{"old":[["id","n"]],"new":null}\n5 (1)\n7 (3)',
+      },
+      cache,
+    );
+    assert.deepEqual(
+      deleted.map((m) => [m.operation, m.id, m.old, m.new]),
+      [
+        ["DELETE", 5n, { id: 1 }, null],
+        ["DELETE", 7n, { id: 3 }, null],
+      ],
     );
   });
 
