@@ -7,6 +7,7 @@ import {
   identityColumns,
   keyChangeSetting,
   oldImageExpression,
+  qualified,
   statementTriggerName,
 } from "./spec.js";
 import { statementBranch } from "./statement-sql.js";
@@ -31,8 +32,29 @@ export function captureSql(spec: CaptureSpec): string[] {
   const target = `${ident(table.schema)}.${ident(table.name)}`;
   const extras = eventExtras(spec);
   const cols = table.columnTypes;
-  const raw = (type: string, data: string) =>
-    `pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, '${type}', ${data}, ${extras})`;
+  // An event goes straight into the queue's current event table, as PgQ's insert_event_raw
+  // would put it (docs/capture.md, "PgQ's rules"): one query for the table's number and one
+  // INSERT with a cached plan per event table, where calling insert_event_raw runs three
+  // (the call, its read of pgq.queue, its INSERT). A queue whose inserts are disabled or
+  // limited per transaction, or a table number the function does not know, goes through
+  // insert_event_raw, so PgQ enforces those rules itself.
+  const viaPgq = `event_id := pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, event_type, event_data, ${extras});`;
+  const direct = Array.from({ length: spec.queue.tables }, (_, n) => {
+    const target = qualified(`${spec.queue.dataPrefix}_${n}`);
+    return `ELSIF q.cur = ${n} THEN
+    event_id := pg_catalog.nextval(${literal(spec.queue.eventSeq)}::pg_catalog.regclass);
+    INSERT INTO ${target} (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+      VALUES (event_id, pg_catalog.now(), event_type, event_data, ${extras});`;
+  });
+  const insertEvent = `
+  SELECT queue_cur_table AS cur, (queue_disable_insert OR queue_per_tx_limit IS NOT NULL) AS via_pgq
+    INTO q FROM pgq.queue WHERE queue_id = ${spec.queue.id};
+  IF q.via_pgq THEN
+    ${viaPgq}
+  ${direct.join("\n  ")}
+  ELSE
+    ${viaPgq}
+  END IF;`;
   const statement = spec.mode === "statement";
   const identity = identityColumns(table);
   // A key changed when a key column's text did: the statement trigger pairs rows by that
@@ -49,32 +71,36 @@ export function captureSql(spec: CaptureSpec): string[] {
   const setting = literal(keyChangeSetting(spec));
   const markKeyChange = statement
     ? `
-    IF COALESCE(pg_catalog.current_setting(${setting}, true), '') = '' THEN
-      PERFORM pg_catalog.set_config(${setting}, event_id::pg_catalog.text, true);
-    END IF;`
+  IF TG_OP = 'UPDATE' AND COALESCE(pg_catalog.current_setting(${setting}, true), '') = '' THEN
+    PERFORM pg_catalog.set_config(${setting}, event_id::pg_catalog.text, true);
+  END IF;`
     : "";
   // Binary image equality (record *=): no casts, every type, and a change of
   // representation (1.0 → 1.00, -0 → 0) still counts as a change.
   const body = `
 DECLARE
   event_id int8;
+  event_type text;
+  event_data text;
   q record;
   first_key_change text;
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
-    PERFORM ${raw("TRUNCATE", "'{}'")};
+    event_type := 'TRUNCATE';
+    event_data := '{}';${insertEvent.replaceAll("\n", "\n  ")}
     RETURN NULL;
   END IF;${statement ? statementBranch(spec) : ""}
   IF TG_OP = 'INSERT' THEN
-    PERFORM ${raw("INSERT", eventDataExpression(null, rowExpression("NEW", cols)))};
+    event_data := ${eventDataExpression(null, rowExpression("NEW", cols))};
   ELSIF TG_OP = 'UPDATE' THEN
     IF ${imageExpression("OLD", cols)} OPERATOR(pg_catalog.*=) ${imageExpression("NEW", cols)} THEN
       RETURN NULL;
     END IF;
-    event_id := ${raw("UPDATE", eventDataExpression(oldImageExpression(spec, "OLD", "NEW"), rowExpression("NEW", cols)))};${markKeyChange}
+    event_data := ${eventDataExpression(oldImageExpression(spec, "OLD", "NEW"), rowExpression("NEW", cols))};
   ELSE
-    PERFORM ${raw("DELETE", eventDataExpression(oldImageExpression(spec, "OLD"), null))};
+    event_data := ${eventDataExpression(oldImageExpression(spec, "OLD"), null)};
   END IF;
+  event_type := TG_OP;${insertEvent}${markKeyChange}
   RETURN NULL;
 END`;
   const rowTrigger = ident(dbNames.trigger(spec.cluster, spec.set));

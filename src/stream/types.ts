@@ -83,7 +83,7 @@ export const ROWS_JSON: unique symbol = Symbol("pgshovel.rowsJson");
 
 /** One captured row change. */
 export interface Mutation {
-  /** The PgQ event id. */
+  /** The event id: a value of the queue's PgQ event sequence, unique within the queue (a packed event of statement mode holds one per row). */
   id: bigint;
   /** The table's schema. */
   schema: string;

@@ -242,7 +242,7 @@ export const BeginSchema: GenMessage<Begin> = /*@__PURE__*/
  */
 export type Mutation = Message$1<"pgshovel.stream.v1.Mutation"> & {
   /**
-   * The PgQ event id, unique within the queue.
+   * The event id, a value of the queue's PgQ event sequence: unique within the queue.
    *
    * @generated from field: int64 id = 1;
    */
