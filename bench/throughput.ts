@@ -45,7 +45,7 @@ export interface ThroughputOptions {
 
 type Reader = "sql" | "file" | "kafka";
 
-interface Drain {
+export interface Drain {
   events: number;
   seconds: number;
   rate: number;
@@ -115,7 +115,8 @@ async function settleBacklog(control: pg.Client, queue: string): Promise<void> {
   await control.query(`SELECT count(*) FROM ${table}`);
 }
 
-async function drainWithRelay(
+/** Drains `events` captured mutations of `fixture` up to `tick` with a spawned relay into a file or Kafka. */
+export async function drainWithRelay(
   fixture: SetFixture,
   control: pg.Client,
   sink: "file" | "kafka",

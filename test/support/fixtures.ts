@@ -43,6 +43,8 @@ export interface SetupSetOptions {
   zkHosts?: string;
   /** Another PostgreSQL than the local stack's (a private instance). */
   server?: PgServer;
+  /** The tables' capture mode (default: the set configuration's, row). */
+  capture?: "row" | "statement";
 }
 
 /** Creates a database (`prepare` makes its tables), a cluster and a set "s" over `tables`. */
@@ -68,7 +70,11 @@ export async function setupSet(options: SetupSetOptions): Promise<SetFixture> {
     await initializeCluster(ctx);
     await createSet(ctx, "s", {
       database: { dsn: db.dsn },
-      tables: options.tables.map((name) => ({ name, schema: "public" })),
+      tables: options.tables.map((name) => ({
+        name,
+        schema: "public",
+        ...(options.capture ? { capture: options.capture } : {}),
+      })),
     });
     return { db, cluster, set: "s", queue: dbNames.queue(cluster, "s"), zkHosts, ctx, close };
   } catch (error) {
