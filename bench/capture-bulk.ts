@@ -1,7 +1,7 @@
 /**
  * Measures what capture costs the writing statements, on identical pgbench_accounts-shaped
  * tables of one database on a private PostgreSQL (so that the WAL it measures is its own):
- * no trigger, pgshovel in statement mode, pgshovel in row mode. Bulk statements (INSERT …
+ * no trigger, pgshovel in statement mode (with `old: full` and `old: key`), pgshovel in row mode. Bulk statements (INSERT …
  * SELECT generate_series, UPDATE and DELETE of many rows) and runs of single-row statements;
  * time and WAL bytes per row, median of alternating rounds. Run it by hand (the figures are
  * recorded in docs/benchmarks.md):
@@ -18,7 +18,14 @@ import { median } from "./stats.js";
 const rows = Number(process.argv[2] ?? 200_000);
 const rounds = Number(process.argv[3] ?? 5);
 const single = Number(process.argv[4] ?? 5_000);
-const TABLES = ["plain", "stmt", "row"] as const;
+/** The measured tables: how each is captured (none: no trigger). */
+const CONFIGS = [
+  { table: "plain", mode: undefined, old: undefined, label: "none" },
+  { table: "stmt", mode: "statement", old: "full", label: "stmt" },
+  { table: "stmtkey", mode: "statement", old: "key", label: "stmt key" },
+  { table: "row", mode: "row", old: "full", label: "row" },
+] as const;
+const TABLES = CONFIGS.map((c) => c.table);
 const columns = "aid int PRIMARY KEY, bid int, abalance int, filler char(84)";
 
 /** One measured statement: its time and the WAL it wrote, per row. */
@@ -31,7 +38,7 @@ const server = await startPrivatePostgres();
 const fixture = await setupSet({
   server: server.server,
   prefix: "capture_bulk",
-  tables: ["stmt", "row"],
+  tables: CONFIGS.filter((c) => c.mode).map((c) => c.table),
   prepare: async (db) => {
     for (const table of TABLES) await db.query(`CREATE TABLE ${table} (${columns})`);
   },
@@ -39,11 +46,9 @@ const fixture = await setupSet({
 const { db } = fixture;
 try {
   const client = await db.connect();
-  for (const [name, mode] of [
-    ["stmt", "statement"],
-    ["row", "row"],
-  ] as const) {
-    const [table] = await resolveTables(client, [{ name, schema: "public" }]);
+  for (const { table: name, mode, old } of CONFIGS) {
+    if (!mode) continue;
+    const [table] = await resolveTables(client, [{ name, schema: "public", old }]);
     await installTableCapture(client, {
       cluster: fixture.cluster,
       set: fixture.set,
@@ -105,8 +110,9 @@ try {
   console.log(
     `rows: bulk ${rows} (DELETE ${rows / 2}), single ${single}; ${rounds} rounds, median; µs and WAL bytes per row`,
   );
+  const labels = CONFIGS.map((c) => c.label);
   console.log(
-    "workload        | none µs | stmt µs (ratio) | row µs (ratio) | WAL none | WAL stmt | WAL row | spread none/stmt/row",
+    `workload        | ${labels.map((l) => `${l} µs (ratio)`).join(" | ")} | ${labels.map((l) => `WAL ${l}`).join(" | ")} | spread ${labels.join("/")}`,
   );
   for (const name of Object.keys(workloads)) {
     const stat = (table: string) => {
@@ -116,13 +122,10 @@ try {
       const spread = (Math.max(...times) - Math.min(...times)) / median(times);
       return { us: median(times), wal: median(s.map((x) => x.walBytes)), spread };
     };
-    const [none, stmt, row] = TABLES.map(stat) as [
-      ReturnType<typeof stat>,
-      ReturnType<typeof stat>,
-      ReturnType<typeof stat>,
-    ];
+    const stats = TABLES.map(stat);
+    const none = stats[0]!;
     console.log(
-      `${name.padEnd(15)} | ${none.us.toFixed(2).padStart(7)} | ${stmt.us.toFixed(2).padStart(7)} (${(none.us / stmt.us).toFixed(2)}) | ${row.us.toFixed(2).padStart(6)} (${(none.us / row.us).toFixed(2)}) | ${none.wal.toFixed(0).padStart(8)} | ${stmt.wal.toFixed(0).padStart(8)} | ${row.wal.toFixed(0).padStart(7)} | ${[none, stmt, row].map((x) => `${(x.spread * 100).toFixed(0)}%`).join("/")}`,
+      `${name.padEnd(15)} | ${stats.map((x) => `${x.us.toFixed(2).padStart(7)} (${(none.us / x.us).toFixed(2)})`).join(" | ")} | ${stats.map((x) => x.wal.toFixed(0).padStart(6)).join(" | ")} | ${stats.map((x) => `${(x.spread * 100).toFixed(0)}%`).join("/")}`,
     );
   }
 } finally {

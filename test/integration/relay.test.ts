@@ -167,6 +167,77 @@ describe("relay to a file", () => {
     }
   });
 
+  test("capture: statement: packed events arrive one mutation per row, in id order, in JSON and protobuf alike", async () => {
+    const fixture = await setupSet({
+      prepare: async (db) => {
+        await db.query("CREATE TABLE t (id int8 PRIMARY KEY, ok bool, n int4, note text)");
+      },
+      tables: ["t"],
+      capture: "statement",
+    });
+    const json = join(dir(), "packed.jsonl");
+    const proto = join(dir(), "packed.bin");
+    const relays = [
+      startRelay(fixture, ["--sink", `file:${json}`]),
+      startRelay(fixture, ["--sink", `file:${proto}`, "--codec", "protobuf", "--consumer-id", "p"]),
+    ];
+    try {
+      const client = await fixture.db.connect();
+      await client.query("BEGIN");
+      // 2 500 rows: three packed events, with quoting, NULLs and empty strings in them
+      await client.query(
+        `INSERT INTO t SELECT g, g % 2 = 0, g, CASE g % 4 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN 'a "q", (b)' || E'\\n' ELSE 'x' || g END FROM generate_series(1, 2500) g`,
+      );
+      await client.query("UPDATE t SET n = -n WHERE id <= 1200");
+      await client.query("COMMIT");
+      await client.query("DELETE FROM t WHERE id > 1800");
+      await client.end();
+      const total = 2500 + 1200 + 700;
+      const [fromJson, fromProto] = await Promise.all([
+        waitForMutations(json, total),
+        waitFor(
+          async () => {
+            const { batches } = assemble(await readStreamFile(proto, "protobuf"));
+            const n = batches.reduce((k, b) => k + b.mutations.length, 0);
+            return n >= total ? batches : undefined;
+          },
+          { description: `${total} mutations in the protobuf stream` },
+        ),
+      ]);
+      const mutations = fromJson.flatMap((b) => b.mutations);
+      assert.equal(mutations.length, total);
+      assert.deepEqual(
+        fromProto.flatMap((b) => b.mutations),
+        mutations,
+        "both codecs carry the same mutations",
+      );
+      const ids = mutations.map((m) => m.id);
+      assert.deepEqual(
+        ids,
+        [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+      );
+      assert.equal(new Set(ids).size, total, "one id per row");
+      const [first, second] = [...new Set(mutations.map((m) => m.transaction))];
+      const ops = (txid: bigint | undefined) =>
+        mutations.filter((m) => m.transaction === txid).map((m) => m.operation);
+      assert.deepEqual(ops(first), [
+        ...Array<string>(2500).fill("INSERT"),
+        ...Array<string>(1200).fill("UPDATE"),
+      ]);
+      assert.deepEqual(ops(second), Array<string>(700).fill("DELETE"));
+      const byKey = (op: string, id: string) =>
+        mutations.find((m) => m.operation === op && (m.new ?? m.old)!.id === id)!;
+      assert.deepEqual(byKey("INSERT", "6").new, { id: "6", ok: true, n: 6, note: 'a "q", (b)\n' });
+      assert.deepEqual(byKey("INSERT", "5").new, { id: "5", ok: false, n: 5, note: "" });
+      assert.deepEqual(byKey("UPDATE", "4").old, { id: "4", ok: true, n: 4, note: null });
+      assert.deepEqual(byKey("UPDATE", "4").new, { id: "4", ok: true, n: -4, note: null });
+      assert.deepEqual(byKey("DELETE", "2500").old, { id: "2500", ok: true, n: 2500, note: null });
+    } finally {
+      for (const relay of relays) assert.equal((await stopRelay(relay)).code, 0);
+      await fixture.close();
+    }
+  });
+
   test("follows ZooKeeper: a table added while running is relayed; a dropped set stops the relay with exit 0", async () => {
     const fixture = await setupSet({
       prepare: async (db) => {
