@@ -42,7 +42,7 @@ describe("capture: set-based statements", () => {
       "cap_stmt_kind",
       ["CREATE TABLE t (id int PRIMARY KEY, v text)"],
       ["t"],
-      async (db, _q, f) => {
+      async (db, queue, f) => {
         const triggers = await db.query<{ name: string; row: boolean }>(
           `SELECT tgname AS name, (tgtype & 1) = 1 AS row FROM pg_trigger
           WHERE tgrelid = 't'::regclass AND NOT tgisinternal ORDER BY 1`,
@@ -55,6 +55,18 @@ describe("capture: set-based statements", () => {
           { name: `${base}_t`, row: false },
           { name: `${base}_u`, row: false },
         ]);
+        // The queue's event tables compress packed events with lz4 where the server has it.
+        const compression = await db.query<{ table: string; method: string; lz4: boolean }>(
+          `SELECT c.relname AS table, a.attcompression::text AS method,
+                  (SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression') AS lz4
+             FROM pgq.queue q
+             JOIN pg_class c ON c.relname ~ ('^' || split_part(q.queue_data_pfx, '.', 2) || '_[0-9]+$')
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'ev_data'
+            WHERE q.queue_name = $1 ORDER BY 1`,
+          [queue],
+        );
+        assert.equal(compression.length, 3);
+        for (const row of compression) assert.equal(row.method, row.lz4 ? "l" : "", row.table);
       },
     );
   });
