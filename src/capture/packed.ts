@@ -118,31 +118,94 @@ function toValue(text: string | null, kind: FieldKind, at: number): Value {
   return malformed(`bool field ${JSON.stringify(text)}`, at);
 }
 
-function image(
-  fields: Field[],
-  values: (string | null)[],
-  offset: number,
-  mask: string | null,
-  at: number,
-): Row {
+/** A field's value as JSON text, in the stream's value mapping (what `toValue` gives, encoded). */
+function toJson(text: string | null, kind: FieldKind, at: number): string {
+  if (text === null) return "null";
+  if (kind === "t") return JSON.stringify(text);
+  if (kind === "n") return String(Number(text));
+  if (text === "t") return "true";
+  if (text === "f") return "false";
+  return malformed(`bool field ${JSON.stringify(text)}`, at);
+}
+
+/** A packed event's header, read once for all its rows. */
+export interface PackedLayout {
+  old: Field[] | null;
+  new: Field[] | null;
+  mask: boolean;
+  /** `"name":` of each old field, then of each new field. */
+  keys: { old: string[]; new: string[] };
+}
+
+/** One row of a packed event, its fields not yet converted. */
+export interface PackedRecord {
+  id: bigint;
+  /** The record's fields as text (mask first, then old, then new). */
+  fields: (string | null)[];
+  /** Where the row's line starts in ev_data (for error messages). */
+  at: number;
+}
+
+function image(layout: PackedLayout, record: PackedRecord, side: "old" | "new"): Row | null {
+  const fields = layout[side];
+  if (!fields) return null;
+  const mask = side === "old" && layout.mask ? record.fields[0]! : null;
+  const base = (layout.mask ? 1 : 0) + (side === "new" ? (layout.old?.length ?? 0) : 0);
   const row: Row = {};
   for (let f = 0; f < fields.length; f++) {
     if (mask !== null && mask.charCodeAt(f) !== 49 /* 1 */) continue;
     const [name, kind] = fields[f]!;
-    row[name] = toValue(values[offset + f]!, kind, at);
+    row[name] = toValue(record.fields[base + f]!, kind, record.at);
   }
   return row;
 }
 
-/** The rows of a packed event's `ev_data`, in id order. */
-export function unpackRows(data: string): PackedRow[] {
+function imageJson(layout: PackedLayout, record: PackedRecord, side: "old" | "new"): string {
+  const fields = layout[side];
+  if (!fields) return "null";
+  const keys = layout.keys[side];
+  const mask = side === "old" && layout.mask ? record.fields[0]! : null;
+  const base = (layout.mask ? 1 : 0) + (side === "new" ? (layout.old?.length ?? 0) : 0);
+  let out = "{";
+  for (let f = 0; f < fields.length; f++) {
+    if (mask !== null && mask.charCodeAt(f) !== 49 /* 1 */) continue;
+    if (out.length > 1) out += ",";
+    out += keys[f]!;
+    out += toJson(record.fields[base + f]!, fields[f]![1], record.at);
+  }
+  return `${out}}`;
+}
+
+/** A row's old and new images. */
+export function recordRows(
+  layout: PackedLayout,
+  record: PackedRecord,
+): { old: Row | null; new: Row | null } {
+  return { old: image(layout, record, "old"), new: image(layout, record, "new") };
+}
+
+/**
+ * A row's images as the two members of a JSON object, `"old":…,"new":…`, in the stream's value
+ * mapping: what encoding {@link recordRows}' result gives, without building the rows.
+ */
+export function recordRowsJson(layout: PackedLayout, record: PackedRecord): string {
+  return `"old":${imageJson(layout, record, "old")},"new":${imageJson(layout, record, "new")}`;
+}
+
+/** Reads a packed event's `ev_data`: its layout and its rows' records, in id order. */
+export function unpackRecords(data: string): { layout: PackedLayout; records: PackedRecord[] } {
   const newline = data.indexOf("\n");
   const header = JSON.parse(newline < 0 ? data : data.slice(0, newline)) as PackedHeader;
-  const oldFields = header.old ?? [];
-  const newFields = header.new ?? [];
-  const mask = header.mask === true;
-  const width = (mask ? 1 : 0) + oldFields.length + newFields.length;
-  const rows: PackedRow[] = [];
+  const quote = (fields: Field[] | null) =>
+    (fields ?? []).map(([name]) => `${JSON.stringify(name)}:`);
+  const layout: PackedLayout = {
+    old: header.old,
+    new: header.new,
+    mask: header.mask === true,
+    keys: { old: quote(header.old), new: quote(header.new) },
+  };
+  const width = (layout.mask ? 1 : 0) + (header.old?.length ?? 0) + (header.new?.length ?? 0);
+  const records: PackedRecord[] = [];
   let i = newline < 0 ? data.length : newline + 1;
   while (i < data.length) {
     const space = data.indexOf(" ", i);
@@ -150,17 +213,17 @@ export function unpackRows(data: string): PackedRow[] {
     const id = BigInt(data.slice(i, space));
     const { fields, end } = parseRecord(data, space + 1);
     if (fields.length !== width) malformed(`record of ${fields.length} fields, not ${width}`, i);
-    const presence = mask ? fields[0]! : null;
-    const base = mask ? 1 : 0;
-    rows.push({
-      id,
-      old: header.old ? image(oldFields, fields, base, presence, i) : null,
-      new: header.new ? image(newFields, fields, base + oldFields.length, null, i) : null,
-    });
+    records.push({ id, fields, at: i });
     if (end < data.length && data.charCodeAt(end) !== 10) malformed("expected a new line", end);
     i = end + 1;
   }
   // Rows are grouped into events by id; within an event their order is the aggregate's.
-  rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return rows;
+  records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { layout, records };
+}
+
+/** The rows of a packed event's `ev_data`, in id order. */
+export function unpackRows(data: string): PackedRow[] {
+  const { layout, records } = unpackRecords(data);
+  return records.map((record) => ({ id: record.id, ...recordRows(layout, record) }));
 }

@@ -2,7 +2,14 @@
  * PgQ rows to stream values: pure functions over what the capture trigger
  * (src/capture/sql.ts) writes into the queue and what PgQ reports of its ticks.
  */
-import { PACKED_SUFFIX, unpackRows } from "../capture/packed.js";
+import {
+  PACKED_SUFFIX,
+  type PackedLayout,
+  type PackedRecord,
+  recordRows,
+  recordRowsJson,
+  unpackRecords,
+} from "../capture/packed.js";
 import { PgshovelError } from "../errors.js";
 import {
   type Mutation,
@@ -141,15 +148,72 @@ export function toMutations(event: QueueEvent, identityCache: Map<string, string
   }
   const transaction = BigInt(event.ev_txid);
   const time = toTimestamp(event.ev_time);
-  return unpackRows(event.ev_data).map((row) => ({
-    id: row.id,
-    schema: event.ev_extra1,
-    table: event.ev_extra2,
-    operation,
-    identity,
-    old: row.old,
-    new: row.new,
-    transaction,
-    time,
-  }));
+  const { layout, records } = unpackRecords(event.ev_data);
+  return records.map(
+    (record) =>
+      new PackedMutation(
+        event.ev_extra1,
+        event.ev_extra2,
+        operation,
+        identity,
+        transaction,
+        time,
+        layout,
+        record,
+      ),
+  );
+}
+
+/**
+ * A row of a packed event. Its images are built when read, as rows (`old`, `new`) or, for the
+ * JSON codec, straight as JSON text ({@link ROWS_JSON}), so that a JSON relay builds no rows.
+ */
+class PackedMutation implements Mutation {
+  readonly id: bigint;
+  #layout: PackedLayout;
+  #record: PackedRecord;
+  #rows: { old: Row | null; new: Row | null } | undefined;
+  #edited = false;
+
+  constructor(
+    readonly schema: string,
+    readonly table: string,
+    readonly operation: Operation,
+    readonly identity: string[],
+    readonly transaction: bigint,
+    readonly time: string,
+    layout: PackedLayout,
+    record: PackedRecord,
+  ) {
+    this.id = record.id;
+    this.#layout = layout;
+    this.#record = record;
+  }
+
+  private rows(): { old: Row | null; new: Row | null } {
+    this.#rows ??= recordRows(this.#layout, this.#record);
+    return this.#rows;
+  }
+
+  get [ROWS_JSON](): string | undefined {
+    return this.#edited ? undefined : recordRowsJson(this.#layout, this.#record);
+  }
+
+  get old(): Row | null {
+    return this.rows().old;
+  }
+
+  set old(row: Row | null) {
+    this.rows().old = row;
+    this.#edited = true;
+  }
+
+  get new(): Row | null {
+    return this.rows().new;
+  }
+
+  set new(row: Row | null) {
+    this.rows().new = row;
+    this.#edited = true;
+  }
 }

@@ -34,7 +34,10 @@ const CURSOR = "pgshovel_batch";
 const FETCH_BYTES = 8 << 20;
 const MIN_FETCH = 16;
 const FIRST_FETCH = 256;
-/** Rows handed out between two turns of the event loop. */
+/**
+ * Mutations handed out between two turns of the event loop (a packed event of statement
+ * mode, up to 1 000 rows, is handed out whole).
+ */
 const YIELD_EVERY = 500;
 
 /** A set's PgQ queue as seen by one consumer: next batch, its events, finish. */
@@ -185,12 +188,18 @@ export class PgqSource implements BatchSource {
         const asked = size;
         const next = more ? fetchMore() : undefined;
         next?.catch(() => {});
-        for (let i = 0; i < rows.length; i += YIELD_EVERY) {
+        for (let i = 0; i < rows.length; ) {
           // Handing out rows is a run of microtasks that keeps the event loop from reading
           // the socket: PostgreSQL, producing the next fetch, would stall on a full socket.
-          // A turn of the event loop between runs lets both sides work at once.
+          // A turn of the event loop between runs lets both sides work at once. Runs are
+          // counted in mutations, not events: a packed event holds many.
           if (i > 0) await setImmediatePromise();
-          yield this.decode(rows, i, Math.min(i + YIELD_EVERY, rows.length));
+          const run: Mutation[] = [];
+          while (i < rows.length && run.length < YIELD_EVERY) {
+            for (const mutation of toMutations(rows[i]!, this.identities)) run.push(mutation);
+            i++;
+          }
+          yield run;
         }
         if (!next) break;
         rows = (await next).rows;
@@ -200,15 +209,6 @@ export class PgqSource implements BatchSource {
     } finally {
       await query(db, done ? "COMMIT" : "ROLLBACK", [], doing).catch(() => {});
     }
-  }
-
-  private decode(rows: QueueEvent[], from: number, to: number): Mutation[] {
-    const run: Mutation[] = [];
-    for (let i = from; i < to; i++) {
-      // a packed event of statement mode holds many rows
-      for (const mutation of toMutations(rows[i]!, this.identities)) run.push(mutation);
-    }
-    return run;
   }
 
   /** Marks a batch done for this consumer; PgQ then moves on. */

@@ -111,6 +111,15 @@ describe("PgQ rows to stream values", () => {
         time: "2026-11-24T03:45:27.500000Z",
       },
     ]);
+    for (const mutation of mutations) {
+      // the JSON codec takes the rows' JSON text, built without rows, and it says what they say
+      const line = encodeJson(message(mutation));
+      assert.ok(mutation[ROWS_JSON] !== undefined && line.includes(mutation[ROWS_JSON]));
+      assert.equal(line, encodeJson(message(plain(mutation))));
+    }
+    const edited = toMutations(event, cache)[0]!;
+    edited.new = { id: 1, ok: false, note: "changed" };
+    assert.equal(edited[ROWS_JSON], undefined, "a changed row drops the JSON text");
     assert.throws(
       () => toMutations({ ...event, ev_type: "UPSERT packed" }, cache),
       /unknown type "UPSERT packed"/,
@@ -163,6 +172,13 @@ describe("PgQ rows to stream values", () => {
         ["DELETE", 7n, { id: 3 }, null],
       ],
     );
+    for (const mutation of [...update, ...deleted]) {
+      assert.equal(
+        encodeJson(message(mutation)),
+        encodeJson(message(plain(mutation))),
+        "the JSON text leaves out what the mask leaves out",
+      );
+    }
   });
 
   test("the JSON codec copies the trigger's row text, and the result decodes like an encoded copy", () => {
