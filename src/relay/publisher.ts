@@ -71,11 +71,13 @@ export class Publisher {
       if (this.sink.transactional) {
         // Nothing of this batch is visible downstream: its sequence numbers are free again.
         this.sequence = firstSequence;
-      } else if (!(committed && guard?.signal.aborted)) {
+      } else if (this.sequence !== firstSequence && !(committed && guard?.signal.aborted)) {
         // Stopped by the guard after the sink took the commit, the batch is closed in the
         // stream: the commit was written (its fsync abandoned) or is kept to be written
         // first. A rollback would follow a commit; the batch is sent again whole instead,
-        // and consumers drop the copy they saw.
+        // and consumers drop the copy they saw. A sink that took nothing of the batch (it
+        // refused at once, say with its guard already aborted) gets no rollback either: the
+        // stream holds no begin for it to close.
         await this.sendRollback(batch, guard).catch((rollbackError) => {
           if (guard?.signal.aborted) return; // written once the relay may write again
           this.logger.warn(
