@@ -177,6 +177,9 @@ describe("relay to a file", () => {
     });
     const json = join(dir(), "packed.jsonl");
     const proto = join(dir(), "packed.bin");
+    // The second relay's consumer exists before the writes (a relay registers its own as it
+    // starts, which may come after them; the default consumer exists since set create).
+    await fixture.db.query("SELECT pgq.register_consumer($1, 'p')", [fixture.queue]);
     const relays = [
       startRelay(fixture, ["--sink", `file:${json}`]),
       startRelay(fixture, ["--sink", `file:${proto}`, "--codec", "protobuf", "--consumer-id", "p"]),
