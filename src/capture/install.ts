@@ -167,14 +167,21 @@ async function compressWithLz4(client: PgClient, queue: string): Promise<void> {
   }
 }
 
+/** The most fields a record may have (PostgreSQL's MaxTupleAttributeNumber). */
+const MAX_RECORD_FIELDS = 1664;
+
 /**
  * Row triggers unless the table asks for statement triggers (`capture: statement`) and is a
  * plain table. A partitioned table or one with inheritance children keeps row triggers: its
  * statement triggers would see its children's rows as its own, and a row moved between
- * partitions is not an UPDATE to a partition's triggers.
+ * partitions is not an UPDATE to a partition's triggers. So does a table of more than 831
+ * monitored columns, whose packed UPDATE record would not fit in a row.
  */
 async function captureMode(client: PgClient, table: CatalogTable): Promise<CaptureMode> {
   if (table.capture !== "statement") return "row";
+  // A packed UPDATE row is one record of both images (and a mask): it must fit in a row,
+  // which PostgreSQL bounds at 1 664 fields.
+  if (2 * table.columnTypes.length + 1 > MAX_RECORD_FIELDS) return "row";
   const row = await query<{ plain: boolean }>(
     client,
     "SELECT relkind = 'r' AND NOT relhassubclass AS plain FROM pg_catalog.pg_class WHERE oid = $1",

@@ -15,6 +15,7 @@ import {
   type ClusterFixture,
   clusterFixture,
   readEvents,
+  registerConsumer,
   setConfig,
   withCaptureSet,
 } from "./helpers/admin.js";
@@ -67,6 +68,35 @@ describe("capture: set-based statements", () => {
         );
         assert.equal(compression.length, 3);
         for (const row of compression) assert.equal(row.method, row.lz4 ? "l" : "", row.table);
+      },
+    );
+  });
+
+  test("a table too wide for a packed UPDATE record stays in row mode, and its changes are captured", async () => {
+    const columns = Array.from({ length: 840 }, (_, i) => `c${i} int`).join(", ");
+    await withSet(
+      "cap_stmt_wide",
+      [`CREATE TABLE wide (id int PRIMARY KEY, ${columns})`],
+      ["wide"],
+      async (db, queue) => {
+        const triggers = await db.query<{ name: string; row: boolean }>(
+          `SELECT tgname AS name, (tgtype & 1) = 1 AS row FROM pg_trigger
+            WHERE tgrelid = 'wide'::regclass AND NOT tgisinternal ORDER BY 1`,
+        );
+        assert.deepEqual(
+          triggers.map((t) => t.row),
+          [true, false],
+          "a row trigger and the TRUNCATE trigger only",
+        );
+        await registerConsumer(db, queue);
+        await db.query("INSERT INTO wide (id, c839) SELECT g, g FROM generate_series(1, 3) g");
+        await db.query("UPDATE wide SET c0 = 1");
+        const events = await readEvents(db, queue);
+        assert.deepEqual(
+          events.map((e) => e.type),
+          ["INSERT", "INSERT", "INSERT", "UPDATE", "UPDATE", "UPDATE"],
+        );
+        assert.equal(row(events[3]!, "new").c0, 1);
       },
     );
   });
