@@ -33,62 +33,64 @@ const oneTable = async (db: { query(sql: string): Promise<unknown> }) => {
 };
 
 describe("relay faults", () => {
-  test("kill -9 mid-batch: the batch is sent again whole, same id and content, nothing lost", async () => {
-    const fixture = await setupSet({ prepare: oneTable, tables: ["t"] });
-    try {
-      await fixture.db.query(
-        "INSERT INTO t SELECT g, repeat('x', 200) || g FROM generate_series(1, 20000) g",
-      );
-      // stdout is a pipe the test stops reading: the relay blocks mid-batch.
-      const first = startRelay(fixture, ["--fetch-size", "100"], "pgshovel-stream-relay");
-      let seen = "";
-      let mutationLines = 0;
-      first.child.stdout!.on("data", (chunk: Buffer) => {
-        if (mutationLines >= 200) return;
-        const text = chunk.toString("utf8");
-        seen += text;
-        mutationLines += (text.match(/"mutation"/g) ?? []).length;
-        if (mutationLines >= 200) first.child.stdout!.pause();
-      });
-      await waitFor(() => mutationLines >= 200, {
-        description: `200 mutations on stdout (stderr: ${first.stderr()})`,
-      });
-      first.child.kill("SIGKILL");
-      await first.exited;
-      const partial: Message[] = [];
-      const whole = Buffer.from(seen.slice(0, seen.lastIndexOf("\n") + 1));
-      for await (const m of messagesOf(readStreamBytes([whole], { codec: "json" })))
-        partial.push(m);
-      assert.ok(
-        !partial.some(
-          (m) =>
-            m.body.kind === "commit" &&
-            partial.some((p) => p.body.kind === "mutation" && p.batch.id === m.batch.id),
-        ),
-      );
-      const partialMutations = partial.filter((m) => m.body.kind === "mutation");
-      const batchId = partialMutations[0]!.batch.id;
-
-      const path = join(dir(), "resent.jsonl");
-      const second = startRelay(fixture, ["--sink", `file:${path}`]);
+  for (const capture of ["row", "statement"] as const) {
+    test(`kill -9 mid-batch (capture: ${capture}): the batch is sent again whole, same id and content, nothing lost`, async () => {
+      const fixture = await setupSet({ prepare: oneTable, tables: ["t"], capture });
       try {
-        const batches = await waitForMutations(path, 20000);
-        const resent = batches.find((b) => b.id === batchId);
-        assert.ok(resent, `batch ${batchId} sent again`);
-        assert.equal(resent.mutations.length, 20000);
-        // What the killed relay had sent is exactly the start of the re-sent batch.
-        partialMutations.forEach((m, i) => {
-          assert.ok(m.body.kind === "mutation");
-          assert.deepEqual(resent.mutations[i], m.body.mutation);
+        await fixture.db.query(
+          "INSERT INTO t SELECT g, repeat('x', 200) || g FROM generate_series(1, 20000) g",
+        );
+        // stdout is a pipe the test stops reading: the relay blocks mid-batch.
+        const first = startRelay(fixture, ["--fetch-size", "100"], "pgshovel-stream-relay");
+        let seen = "";
+        let mutationLines = 0;
+        first.child.stdout!.on("data", (chunk: Buffer) => {
+          if (mutationLines >= 200) return;
+          const text = chunk.toString("utf8");
+          seen += text;
+          mutationLines += (text.match(/"mutation"/g) ?? []).length;
+          if (mutationLines >= 200) first.child.stdout!.pause();
         });
-        assert.equal(batches.flatMap((b) => b.mutations).length, 20000, "each row once");
+        await waitFor(() => mutationLines >= 200, {
+          description: `200 mutations on stdout (stderr: ${first.stderr()})`,
+        });
+        first.child.kill("SIGKILL");
+        await first.exited;
+        const partial: Message[] = [];
+        const whole = Buffer.from(seen.slice(0, seen.lastIndexOf("\n") + 1));
+        for await (const m of messagesOf(readStreamBytes([whole], { codec: "json" })))
+          partial.push(m);
+        assert.ok(
+          !partial.some(
+            (m) =>
+              m.body.kind === "commit" &&
+              partial.some((p) => p.body.kind === "mutation" && p.batch.id === m.batch.id),
+          ),
+        );
+        const partialMutations = partial.filter((m) => m.body.kind === "mutation");
+        const batchId = partialMutations[0]!.batch.id;
+
+        const path = join(dir(), `resent-${capture}.jsonl`);
+        const second = startRelay(fixture, ["--sink", `file:${path}`]);
+        try {
+          const batches = await waitForMutations(path, 20000);
+          const resent = batches.find((b) => b.id === batchId);
+          assert.ok(resent, `batch ${batchId} sent again`);
+          assert.equal(resent.mutations.length, 20000);
+          // What the killed relay had sent is exactly the start of the re-sent batch.
+          partialMutations.forEach((m, i) => {
+            assert.ok(m.body.kind === "mutation");
+            assert.deepEqual(resent.mutations[i], m.body.mutation);
+          });
+          assert.equal(batches.flatMap((b) => b.mutations).length, 20000, "each row once");
+        } finally {
+          assert.equal((await stopRelay(second)).code, 0, second.stderr());
+        }
       } finally {
-        assert.equal((await stopRelay(second)).code, 0, second.stderr());
+        await fixture.close();
       }
-    } finally {
-      await fixture.close();
-    }
-  });
+    });
+  }
 
   test("PostgreSQL restarted while running: the relay reconnects, nothing lost or duplicated", async () => {
     const server = await startPrivatePostgres();
