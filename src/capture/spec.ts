@@ -84,3 +84,29 @@ export function statementTriggerName(
 export function qualified(name: string): string {
   return name.split(".").map(ident).join(".");
 }
+
+/**
+ * PL/pgSQL that leaves in `queue_table` where this transaction writes its events: the queue's
+ * current event table number as text, or `p` when PgQ must take each event itself (inserts
+ * disabled or limited per transaction). Read from `pgq.queue` at the transaction's first
+ * event, once the transaction has its id, and kept for the rest of it in a transaction-local
+ * setting (docs/capture.md, "PgQ's rules": while the transaction runs, consumers read that
+ * table for it and no rotation can retire it).
+ */
+export function queueTableBlock(queue: QueueTables, indent = "  "): string {
+  const setting = literal(`pgshovel.queue_table_${queue.id}`);
+  return [
+    `queue_table := pg_catalog.current_setting(${setting}, true);`,
+    "IF COALESCE(queue_table, '') = '' THEN",
+    // The transaction's id first: PgQ's readers look for its events in the table it read
+    // only if that id precedes the next rotation's step 2 (a statement that wrote no row
+    // may not have one yet).
+    "  PERFORM pg_catalog.txid_current();",
+    `  SELECT CASE WHEN queue_disable_insert OR queue_per_tx_limit IS NOT NULL THEN 'p' ELSE queue_cur_table::pg_catalog.text END`,
+    `    INTO queue_table FROM pgq.queue WHERE queue_id = ${queue.id};`,
+    `  PERFORM pg_catalog.set_config(${setting}, queue_table, true);`,
+    "END IF;",
+  ]
+    .map((line) => indent + line)
+    .join("\n");
+}

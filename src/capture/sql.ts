@@ -8,6 +8,7 @@ import {
   keyChangeSetting,
   oldImageExpression,
   qualified,
+  queueTableBlock,
   statementTriggerName,
 } from "./spec.js";
 import { statementBranch } from "./statement-sql.js";
@@ -33,23 +34,23 @@ export function captureSql(spec: CaptureSpec): string[] {
   const extras = eventExtras(spec);
   const cols = table.columnTypes;
   // An event goes straight into the queue's current event table, as PgQ's insert_event_raw
-  // would put it (docs/capture.md, "PgQ's rules"): one query for the table's number and one
-  // INSERT with a cached plan per event table, where calling insert_event_raw runs three
-  // (the call, its read of pgq.queue, its INSERT). A queue whose inserts are disabled or
+  // would put it (docs/capture.md, "PgQ's rules"): one INSERT with a cached plan per event
+  // table (and, at a transaction's first event, one query for the table's number), where
+  // calling insert_event_raw runs three queries per event (the call, its read of pgq.queue,
+  // its INSERT). A queue whose inserts are disabled or
   // limited per transaction, or a table number the function does not know, goes through
   // insert_event_raw, so PgQ enforces those rules itself.
   const viaPgq = `event_id := pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, event_type, event_data, ${extras});`;
   const direct = Array.from({ length: spec.queue.tables }, (_, n) => {
     const target = qualified(`${spec.queue.dataPrefix}_${n}`);
-    return `ELSIF q.cur = ${n} THEN
+    return `ELSIF queue_table = '${n}' THEN
     event_id := pg_catalog.nextval(${literal(spec.queue.eventSeq)}::pg_catalog.regclass);
     INSERT INTO ${target} (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
       VALUES (event_id, pg_catalog.now(), event_type, event_data, ${extras});`;
   });
   const insertEvent = `
-  SELECT queue_cur_table AS cur, (queue_disable_insert OR queue_per_tx_limit IS NOT NULL) AS via_pgq
-    INTO q FROM pgq.queue WHERE queue_id = ${spec.queue.id};
-  IF q.via_pgq THEN
+${queueTableBlock(spec.queue)}
+  IF queue_table = 'p' THEN
     ${viaPgq}
   ${direct.join("\n  ")}
   ELSE
@@ -82,7 +83,7 @@ DECLARE
   event_id int8;
   event_type text;
   event_data text;
-  q record;
+  queue_table text;
   first_key_change text;
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN

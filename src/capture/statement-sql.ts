@@ -7,6 +7,7 @@ import {
   identityColumns,
   keyChangeSetting,
   qualified,
+  queueTableBlock,
 } from "./spec.js";
 
 /**
@@ -121,12 +122,12 @@ export function statementBranch(spec: CaptureSpec): string {
     ).replace(/^SELECT /, "PERFORM ");
     const branches = Array.from({ length: queue.tables }, (_, n) => {
       const target = qualified(`${queue.dataPrefix}_${n}`);
-      return `ELSIF q.cur = ${n} THEN
+      return `ELSIF queue_table = '${n}' THEN
         ${run(`INSERT INTO ${target} (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
         SELECT e.ev_id, pg_catalog.now(), e.ev_type, e.ev_data, ${extras}
           FROM (${events}) e`)}`;
     });
-    return `IF q.via_pgq THEN
+    return `IF queue_table = 'p' THEN
         ${viaPgq}
       ${branches.join("\n      ")}
       ELSE
@@ -136,8 +137,7 @@ export function statementBranch(spec: CaptureSpec): string {
   const setting = literal(keyChangeSetting(spec));
   return `
   IF TG_LEVEL = 'STATEMENT' THEN
-    SELECT queue_cur_table AS cur, (queue_disable_insert OR queue_per_tx_limit IS NOT NULL) AS via_pgq
-      INTO q FROM pgq.queue WHERE queue_id = ${queue.id};
+${queueTableBlock(queue, "    ")}
     IF TG_OP = 'INSERT' THEN
       ${dispatch("INSERT", inserts)}
     ELSIF TG_OP = 'DELETE' THEN

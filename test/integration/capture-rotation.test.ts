@@ -1,0 +1,102 @@
+/**
+ * A writing transaction keeps the event table it first read for the rest of its events
+ * (src/capture/spec.ts, queueTableBlock). PgQ's rules make that safe: consumers read the
+ * previous table for every batch a transaction open across a rotation can land in, and no
+ * further rotation happens while it runs. Proved here by rotating the tables under an open
+ * transaction, in both capture modes.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { DEFAULT_CONSUMER } from "../../src/config/names.js";
+import type { TestDatabase } from "../support/postgres.js";
+import { readEvents, withCaptureSet } from "./helpers/admin.js";
+
+async function currentTable(db: TestDatabase, queue: string): Promise<number> {
+  const [row] = await db.query<{ cur: number }>(
+    "SELECT queue_cur_table AS cur FROM pgq.queue WHERE queue_name = $1",
+    [queue],
+  );
+  return row!.cur;
+}
+
+async function rotate(db: TestDatabase, queue: string): Promise<void> {
+  await db.query("SELECT pgq.maint_rotate_tables_step1($1)", [queue]);
+  await db.query("SELECT pgq.maint_rotate_tables_step2()");
+}
+
+describe("capture: a transaction open across a rotation of the queue's tables", () => {
+  for (const [capture, opening] of [
+    ["row", "rows"],
+    ["statement", "rows"],
+    ["statement", "nothing"],
+  ] as const) {
+    const opens =
+      opening === "rows"
+        ? "its events before and after"
+        : "opened by a statement that writes no row, its events after";
+    test(`capture: ${capture}: ${opens} the rotation arrive once each`, async () => {
+      await withCaptureSet(
+        `cap_rotate_${capture}`,
+        ["CREATE TABLE t (id int PRIMARY KEY, v int)"],
+        [{ name: "t", schema: "public", capture }],
+        async (db, queue) => {
+          await db.query("SELECT pgq.set_queue_config($1, 'rotation_period', '0')", [queue]);
+          // The default consumer never reads here: it would hold every rotation back.
+          await db.query("SELECT pgq.unregister_consumer($1, $2)", [queue, DEFAULT_CONSUMER]);
+          const seen = new Map<string, number>();
+          const consume = async () => {
+            for (const e of await readEvents(db, queue)) {
+              const key = `${e.type}:${(e.data.new ?? e.data.old)!.id}`;
+              seen.set(key, (seen.get(key) ?? 0) + 1);
+            }
+          };
+          const writer = await db.connect();
+          let after: number;
+          try {
+            await writer.query("BEGIN");
+            if (opening === "rows") {
+              await writer.query("INSERT INTO t SELECT g, 0 FROM generate_series(1, 500) g");
+              await writer.query("INSERT INTO t VALUES (501, 0)");
+            } else {
+              // The statement trigger runs (over empty transition tables) before the
+              // transaction has an id: the table it reads must still be one consumers read.
+              await writer.query("UPDATE t SET v = v WHERE false");
+              await writer.query(
+                "INSERT INTO t SELECT g, 0 FROM generate_series(1, 501) g WHERE false",
+              );
+            }
+            const before = await currentTable(db, queue);
+            await consume();
+            await rotate(db, queue);
+            after = await currentTable(db, queue);
+            assert.notEqual(after, before, "the tables rotated under the open transaction");
+            // More events of the same transaction, written to the table it first read.
+            if (opening === "nothing") {
+              await writer.query("INSERT INTO t SELECT g, 0 FROM generate_series(1, 500) g");
+              await writer.query("INSERT INTO t VALUES (501, 0)");
+            }
+            await writer.query("INSERT INTO t SELECT g, 0 FROM generate_series(502, 1000) g");
+            await writer.query("UPDATE t SET v = 1 WHERE id <= 300");
+            await writer.query("UPDATE t SET v = 2 WHERE id = 1000");
+            // No second rotation while it runs: the consumer cannot pass its start.
+            await consume();
+            await rotate(db, queue);
+            assert.equal(await currentTable(db, queue), after, "no rotation while it is open");
+            await writer.query("COMMIT");
+          } finally {
+            await writer.end();
+          }
+          await consume();
+          for (let id = 1; id <= 1000; id++) {
+            assert.equal(seen.get(`INSERT:${id}`), 1, `INSERT ${id} once`);
+            const updated = id <= 300 || id === 1000;
+            assert.equal(seen.get(`UPDATE:${id}`), updated ? 1 : undefined, `UPDATE ${id}`);
+          }
+          // The rotation goes ahead once the transaction is done and read.
+          await rotate(db, queue);
+          assert.notEqual(await currentTable(db, queue), after, "rotates again afterwards");
+        },
+      );
+    });
+  }
+});
