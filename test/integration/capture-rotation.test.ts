@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { DEFAULT_CONSUMER } from "../../src/config/names.js";
 import type { TestDatabase } from "../support/postgres.js";
+import { waitFor } from "../support/wait.js";
 import { readEvents, withCaptureSet } from "./helpers/admin.js";
 
 async function currentTable(db: TestDatabase, queue: string): Promise<number> {
@@ -66,10 +67,18 @@ describe("capture: a transaction open across a rotation of the queue's tables", 
               );
             }
             const before = await currentTable(db, queue);
-            await consume();
-            await rotate(db, queue);
-            after = await currentTable(db, queue);
-            assert.notEqual(after, before, "the tables rotated under the open transaction");
+            // PgQ rotates once the consumer's last tick is past every transaction older than
+            // the last rotation, on the whole server: other tests' transactions may hold it
+            // back for a while.
+            ({ cur: after } = await waitFor(
+              async () => {
+                await consume();
+                await rotate(db, queue);
+                const cur = await currentTable(db, queue);
+                return cur !== before ? { cur } : undefined;
+              },
+              { description: "the tables rotating under the open transaction" },
+            ));
             // More events of the same transaction, written to the table it first read.
             if (opening === "nothing") {
               await writer.query("INSERT INTO t SELECT g, 0 FROM generate_series(1, 500) g");
@@ -93,8 +102,14 @@ describe("capture: a transaction open across a rotation of the queue's tables", 
             assert.equal(seen.get(`UPDATE:${id}`), updated ? 1 : undefined, `UPDATE ${id}`);
           }
           // The rotation goes ahead once the transaction is done and read.
-          await rotate(db, queue);
-          assert.notEqual(await currentTable(db, queue), after, "rotates again afterwards");
+          await waitFor(
+            async () => {
+              await consume();
+              await rotate(db, queue);
+              return (await currentTable(db, queue)) !== after;
+            },
+            { description: "the tables rotating again afterwards" },
+          );
         },
       );
     });
