@@ -1,6 +1,12 @@
 // Kafka readiness probe for scripts/services.sh: exits 0 when the broker answers a Metadata
 // request listing at least one broker (a broker is listed once it is unfenced, i.e. ready
-// for clients), 1 otherwise. Usage: node kafka-ready.mjs HOST:PORT
+// for clients) and its transaction coordinator gives a transactional producer an id, 1
+// otherwise. Usage: node kafka-ready.mjs HOST:PORT
+//
+// The coordinator check matters on a fresh broker: its first transactional producer creates
+// the transaction state topic, and until that topic's partitions are loaded InitProducerId
+// fails (COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR); a test
+// opening a transactional sink at that moment would fail for the stack's sake.
 //
 // Only node: built-ins, so that `make services` works before `npm ci` ever ran. It speaks
 // the two requests it needs on the wire: ApiVersions v0 (which every broker answers) to
@@ -11,6 +17,43 @@ import net from "node:net";
 const [host, port] = (process.argv[2] ?? "127.0.0.1:29092").split(":");
 const API_VERSIONS = 18;
 const METADATA = 3;
+const FIND_COORDINATOR = 10;
+const INIT_PRODUCER_ID = 22;
+/** The transactional id the probe asks an id for (it holds no transaction). */
+const PROBE_TRANSACTIONAL_ID = Buffer.from("pgshovel-stack-ready");
+
+/** A STRING: int16 length, then the bytes. */
+function string(bytes) {
+  const length = Buffer.alloc(2);
+  length.writeInt16BE(bytes.length);
+  return Buffer.concat([length, bytes]);
+}
+
+/**
+ * Throws unless the transaction coordinator is ready: FindCoordinator v1 (key type 1, a
+ * transaction) and InitProducerId v0 both answer error code 0. Both start with
+ * throttle_time_ms, then error_code.
+ */
+async function checkTransactions(connection) {
+  const found = await connection.send(
+    FIND_COORDINATOR,
+    1,
+    3,
+    Buffer.concat([string(PROBE_TRANSACTIONAL_ID), Buffer.from([1])]),
+  );
+  const findError = found.readInt16BE(4);
+  if (findError !== 0) throw new Error(`no transaction coordinator yet (error code ${findError})`);
+  const timeout = Buffer.alloc(4);
+  timeout.writeInt32BE(60_000);
+  const init = await connection.send(
+    INIT_PRODUCER_ID,
+    0,
+    4,
+    Buffer.concat([string(PROBE_TRANSACTIONAL_ID), timeout]),
+  );
+  const initError = init.readInt16BE(4);
+  if (initError !== 0) throw new Error(`transaction coordinator not ready (error code ${initError})`);
+}
 
 /** A request frame: size, header v1 (api key, version, correlation id, client id), body. */
 function frame(apiKey, version, correlationId, body) {
@@ -92,7 +135,10 @@ try {
   // From version 3 on, the response starts with throttle_time_ms.
   const brokers = body.readInt32BE(version >= 3 ? 4 : 0);
   if (brokers <= 0) throw new Error("no broker in metadata yet");
-  console.log(`kafka-ready: ${host}:${port} answers (${brokers} broker(s), Metadata v${version})`);
+  await checkTransactions(connection);
+  console.log(
+    `kafka-ready: ${host}:${port} answers (${brokers} broker(s), Metadata v${version}), transactions ready`,
+  );
   process.exitCode = 0;
 } catch (error) {
   console.error(`kafka-ready: ${host}:${port}: ${error?.message ?? error}`);
