@@ -41,13 +41,6 @@ export interface PackedHeader {
   mask?: boolean;
 }
 
-/** One row of a packed event. */
-export interface PackedRow {
-  id: bigint;
-  old: Row | null;
-  new: Row | null;
-}
-
 function malformed(what: string, at: number): never {
   throw new PgshovelError("INTERNAL", `packed event: ${what} at offset ${at}`);
 }
@@ -118,16 +111,6 @@ function toValue(text: string | null, kind: FieldKind, at: number): Value {
   return malformed(`bool field ${JSON.stringify(text)}`, at);
 }
 
-/** A field's value as JSON text, in the stream's value mapping (what `toValue` gives, encoded). */
-function toJson(text: string | null, kind: FieldKind, at: number): string {
-  if (text === null) return "null";
-  if (kind === "t") return JSON.stringify(text);
-  if (kind === "n") return String(Number(text));
-  if (text === "t") return "true";
-  if (text === "f") return "false";
-  return malformed(`bool field ${JSON.stringify(text)}`, at);
-}
-
 /** A packed event's header, read once for all its rows. */
 export interface PackedLayout {
   old: Field[] | null;
@@ -146,34 +129,45 @@ export interface PackedRecord {
   at: number;
 }
 
-function image(layout: PackedLayout, record: PackedRecord, side: "old" | "new"): Row | null {
+/**
+ * Calls `take` with the name, kind and text of each field of one side of a row, in order,
+ * skipping the old fields its mask leaves out. Returns false when the side is absent.
+ */
+function eachField(
+  layout: PackedLayout,
+  record: PackedRecord,
+  side: "old" | "new",
+  take: (index: number, kind: FieldKind, text: string | null) => void,
+): boolean {
   const fields = layout[side];
-  if (!fields) return null;
+  if (!fields) return false;
   const mask = side === "old" && layout.mask ? record.fields[0]! : null;
   const base = (layout.mask ? 1 : 0) + (side === "new" ? (layout.old?.length ?? 0) : 0);
-  const row: Row = {};
   for (let f = 0; f < fields.length; f++) {
     if (mask !== null && mask.charCodeAt(f) !== 49 /* 1 */) continue;
-    const [name, kind] = fields[f]!;
-    row[name] = toValue(record.fields[base + f]!, kind, record.at);
+    take(f, fields[f]![1], record.fields[base + f]!);
   }
-  return row;
+  return true;
+}
+
+function image(layout: PackedLayout, record: PackedRecord, side: "old" | "new"): Row | null {
+  const row: Row = {};
+  const names = layout[side];
+  const present = eachField(layout, record, side, (f, kind, text) => {
+    row[names![f]![0]] = toValue(text, kind, record.at);
+  });
+  return present ? row : null;
 }
 
 function imageJson(layout: PackedLayout, record: PackedRecord, side: "old" | "new"): string {
-  const fields = layout[side];
-  if (!fields) return "null";
   const keys = layout.keys[side];
-  const mask = side === "old" && layout.mask ? record.fields[0]! : null;
-  const base = (layout.mask ? 1 : 0) + (side === "new" ? (layout.old?.length ?? 0) : 0);
   let out = "{";
-  for (let f = 0; f < fields.length; f++) {
-    if (mask !== null && mask.charCodeAt(f) !== 49 /* 1 */) continue;
+  const present = eachField(layout, record, side, (f, kind, text) => {
     if (out.length > 1) out += ",";
     out += keys[f]!;
-    out += toJson(record.fields[base + f]!, fields[f]![1], record.at);
-  }
-  return `${out}}`;
+    out += JSON.stringify(toValue(text, kind, record.at));
+  });
+  return present ? `${out}}` : "null";
 }
 
 /** A row's old and new images. */
@@ -220,10 +214,4 @@ export function unpackRecords(data: string): { layout: PackedLayout; records: Pa
   // Rows are grouped into events by id; within an event their order is the aggregate's.
   records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return { layout, records };
-}
-
-/** The rows of a packed event's `ev_data`, in id order. */
-export function unpackRows(data: string): PackedRow[] {
-  const { layout, records } = unpackRecords(data);
-  return records.map((record) => ({ id: record.id, ...recordRows(layout, record) }));
 }

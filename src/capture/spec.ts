@@ -110,3 +110,24 @@ export function queueTableBlock(queue: QueueTables, indent = "  "): string {
     .map((line) => indent + line)
     .join("\n");
 }
+
+/**
+ * PL/pgSQL that writes events where `queue_table` (see {@link queueTableBlock}) says: `insert`
+ * of each event table's name when it names one the function knows, else `viaPgq` (PgQ's own
+ * `insert_event_raw`, which enforces inserts disabled or limited per transaction).
+ */
+export function eventTableDispatch(
+  queue: QueueTables,
+  viaPgq: string,
+  insert: (table: string) => string,
+  indent = "  ",
+): string {
+  const branches = Array.from(
+    { length: queue.tables },
+    (_, n) =>
+      `ELSIF queue_table = '${n}' THEN\n${indent}  ${insert(qualified(`${queue.dataPrefix}_${n}`))}`,
+  );
+  return ["IF queue_table = 'p' THEN", `  ${viaPgq}`, ...branches, "ELSE", `  ${viaPgq}`, "END IF;"]
+    .map((line) => indent + line)
+    .join("\n");
+}

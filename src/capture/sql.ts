@@ -4,10 +4,10 @@ import {
   type CaptureSpec,
   captureFunctionName,
   eventExtras,
+  eventTableDispatch,
   identityColumns,
   keyChangeSetting,
   oldImageExpression,
-  qualified,
   queueTableBlock,
   statementTriggerName,
 } from "./spec.js";
@@ -37,25 +37,19 @@ export function captureSql(spec: CaptureSpec): string[] {
   // would put it (docs/capture.md, "PgQ's rules"): one INSERT with a cached plan per event
   // table (and, at a transaction's first event, one query for the table's number), where
   // calling insert_event_raw runs three queries per event (the call, its read of pgq.queue,
-  // its INSERT). A queue whose inserts are disabled or
-  // limited per transaction, or a table number the function does not know, goes through
-  // insert_event_raw, so PgQ enforces those rules itself.
+  // its INSERT). A queue whose inserts are disabled or limited per transaction, or a table
+  // number the function does not know, goes through insert_event_raw, so PgQ enforces those
+  // rules itself.
   const viaPgq = `event_id := pgq.insert_event_raw(${queue}, NULL, pg_catalog.now(), NULL, NULL, event_type, event_data, ${extras});`;
-  const direct = Array.from({ length: spec.queue.tables }, (_, n) => {
-    const target = qualified(`${spec.queue.dataPrefix}_${n}`);
-    return `ELSIF queue_table = '${n}' THEN
-    event_id := pg_catalog.nextval(${literal(spec.queue.eventSeq)}::pg_catalog.regclass);
-    INSERT INTO ${target} (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
-      VALUES (event_id, pg_catalog.now(), event_type, event_data, ${extras});`;
-  });
   const insertEvent = `
 ${queueTableBlock(spec.queue)}
-  IF queue_table = 'p' THEN
-    ${viaPgq}
-  ${direct.join("\n  ")}
-  ELSE
-    ${viaPgq}
-  END IF;`;
+${eventTableDispatch(
+  spec.queue,
+  viaPgq,
+  (target) => `event_id := pg_catalog.nextval(${literal(spec.queue.eventSeq)}::pg_catalog.regclass);
+    INSERT INTO ${target} (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+      VALUES (event_id, pg_catalog.now(), event_type, event_data, ${extras});`,
+)}`;
   const statement = spec.mode === "statement";
   const identity = identityColumns(table);
   // A key changed when a key column's text did: the statement trigger pairs rows by that

@@ -4,6 +4,7 @@ import { fieldKind, identityText, imageExpression } from "./row-json.js";
 import {
   type CaptureSpec,
   eventExtras,
+  eventTableDispatch,
   identityColumns,
   keyChangeSetting,
   qualified,
@@ -120,19 +121,15 @@ export function statementBranch(spec: CaptureSpec): string {
     const viaPgq = run(
       `SELECT pgq.insert_event_raw(${literal(queue.name)}, e.ev_id, pg_catalog.now(), NULL, NULL, e.ev_type, e.ev_data, ${extras}) FROM (${events}) e`,
     ).replace(/^SELECT /, "PERFORM ");
-    const branches = Array.from({ length: queue.tables }, (_, n) => {
-      const target = qualified(`${queue.dataPrefix}_${n}`);
-      return `ELSIF queue_table = '${n}' THEN
-        ${run(`INSERT INTO ${target} (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+    return eventTableDispatch(
+      queue,
+      viaPgq,
+      (target) =>
+        run(`INSERT INTO ${target} (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
         SELECT e.ev_id, pg_catalog.now(), e.ev_type, e.ev_data, ${extras}
-          FROM (${events}) e`)}`;
-    });
-    return `IF queue_table = 'p' THEN
-        ${viaPgq}
-      ${branches.join("\n      ")}
-      ELSE
-        ${viaPgq}
-      END IF;`;
+          FROM (${events}) e`),
+      "      ",
+    ).trimStart();
   };
   const setting = literal(keyChangeSetting(spec));
   return `

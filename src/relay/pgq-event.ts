@@ -173,6 +173,7 @@ class PackedMutation implements Mutation {
   #layout: PackedLayout;
   #record: PackedRecord;
   #rows: { old: Row | null; new: Row | null } | undefined;
+  #json: string | undefined;
   #edited = false;
 
   constructor(
@@ -196,7 +197,9 @@ class PackedMutation implements Mutation {
   }
 
   get [ROWS_JSON](): string | undefined {
-    return this.#edited ? undefined : recordRowsJson(this.#layout, this.#record);
+    if (this.#edited) return undefined;
+    this.#json ??= recordRowsJson(this.#layout, this.#record);
+    return this.#json;
   }
 
   get old(): Row | null {
