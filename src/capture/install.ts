@@ -2,7 +2,7 @@ import { DEFAULT_CONSUMER, dbNames, ident } from "../config/names.js";
 import { type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
 import type { CatalogTable } from "./catalog.js";
-import { statementTriggerName } from "./spec.js";
+import { qualified, statementTriggerName } from "./spec.js";
 import { type CaptureMode, captureSql, type QueueTables } from "./sql.js";
 
 /**
@@ -143,24 +143,22 @@ async function queueTables(client: PgClient, queue: string): Promise<QueueTables
  * yet set are altered, so that a later `set update` takes no lock on them.
  */
 async function compressWithLz4(client: PgClient, queue: string): Promise<void> {
-  const tables = await query<{ table: string }>(
+  const { dataPrefix, tables } = await queueTables(client, queue);
+  const names = Array.from({ length: tables }, (_, n) => `${dataPrefix}_${n}`);
+  const pending = await query<{ table: string }>(
     client,
-    `SELECT c.oid::regclass::text AS table
-       FROM pgq.queue q
-       JOIN pg_catalog.pg_class c ON c.relname LIKE pg_catalog.split_part(q.queue_data_pfx, '.', 2) || '%'
-        AND c.relnamespace = pg_catalog.to_regnamespace(pg_catalog.split_part(q.queue_data_pfx, '.', 1))
-       JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = 'ev_data'
-      WHERE q.queue_name = $1 AND c.relkind = 'r' AND a.attcompression <> 'l'
-        AND c.relname ~ ('^' || pg_catalog.split_part(q.queue_data_pfx, '.', 2) || '(_[0-9]+)?$')
+    `SELECT t AS table FROM pg_catalog.unnest($1::text[]) t
+       JOIN pg_catalog.pg_attribute a ON a.attrelid = t::regclass AND a.attname = 'ev_data'
+      WHERE a.attcompression <> 'l'
         AND EXISTS (SELECT FROM pg_catalog.pg_settings
                      WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals))`,
-    [queue],
+    [names],
     "reading the PgQ queue's event tables",
   );
-  for (const { table } of tables.rows) {
+  for (const { table } of pending.rows) {
     await query(
       client,
-      `ALTER TABLE ${table} ALTER COLUMN ev_data SET COMPRESSION lz4`,
+      `ALTER TABLE ${qualified(table)} ALTER COLUMN ev_data SET COMPRESSION lz4`,
       [],
       "setting the PgQ queue's compression",
     );
