@@ -1,7 +1,9 @@
 import { DEFAULT_CONSUMER, dbNames, ident } from "../config/names.js";
 import { type PgClient, query } from "../database/postgres.js";
 import { PgshovelError } from "../errors.js";
+import type { Logger } from "../log.js";
 import type { CatalogTable } from "./catalog.js";
+import { NATIVE_EXTENSION, nativeCaptureAvailable } from "./native.js";
 import { qualified, statementTriggerName } from "./spec.js";
 import { type CaptureMode, captureSql, type QueueTables } from "./sql.js";
 
@@ -106,12 +108,34 @@ async function setFunctions(client: PgClient, cluster: string, set: string): Pro
   return rows.rows.map((r) => r.name);
 }
 
-/** Drops a set's capture functions and, with them, its triggers. */
+/**
+ * Drops a set's capture functions and, with them, its triggers; the statement triggers on the
+ * C capture function (which the set's functions do not own) first, by name.
+ */
 export async function removeSetTriggers(
   client: PgClient,
   cluster: string,
   set: string,
 ): Promise<void> {
+  const native = await query<{ name: string; target: string }>(
+    client,
+    `SELECT t.tgname::text AS name, format('%I.%I', n.nspname, c.relname) AS target
+       FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+       JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+      WHERE t.tgname = ANY ($1::text[]) AND pn.nspname = $2`,
+    [
+      (["INSERT", "UPDATE", "DELETE"] as const).map((op) =>
+        statementTriggerName({ cluster, set }, op),
+      ),
+      NATIVE_EXTENSION,
+    ],
+    "listing capture triggers",
+  );
+  for (const { name, target } of native.rows) {
+    await query(client, `DROP TRIGGER ${ident(name)} ON ${target}`, [], `dropping trigger ${name}`);
+  }
   for (const name of await setFunctions(client, cluster, set)) {
     await query(
       client,
@@ -195,7 +219,13 @@ async function captureMode(client: PgClient, table: CatalogTable): Promise<Captu
  */
 export async function installSet(
   client: PgClient,
-  options: { cluster: string; set: string; tables: CatalogTable[]; configVersion: number },
+  options: {
+    cluster: string;
+    set: string;
+    tables: CatalogTable[];
+    configVersion: number;
+    logger?: Logger;
+  },
 ): Promise<void> {
   const { cluster, set } = options;
   const queue = dbNames.queue(cluster, set);
@@ -218,12 +248,22 @@ export async function installSet(
     "registering the default consumer",
   );
   await removeSetTriggers(client, cluster, set);
+  const native = options.tables.some((t) => t.capture === "statement")
+    ? await nativeCaptureAvailable(client)
+    : { available: false };
+  if (native.failed) {
+    options.logger?.warn(
+      { extension: NATIVE_EXTENSION, error: native.failed },
+      "could not create the pgshovel_capture extension; statement mode uses PL/pgSQL capture functions",
+    );
+  }
   for (const table of options.tables) {
     await installTableCapture(client, {
       cluster,
       set,
       table,
       configVersion: options.configVersion,
+      native: native.available,
     });
   }
 }
@@ -240,6 +280,8 @@ export async function installTableCapture(
     table: CatalogTable;
     configVersion: number;
     mode?: CaptureMode;
+    /** Statement mode through the C function (the pgshovel_capture extension must be installed). */
+    native?: boolean;
   },
 ): Promise<void> {
   const { cluster, set, table } = options;
@@ -252,6 +294,7 @@ export async function installTableCapture(
     queue,
     mode: options.mode ?? (await captureMode(client, table)),
     old: table.old ?? "full",
+    native: options.native ?? false,
   });
   for (const statement of statements) {
     await query(

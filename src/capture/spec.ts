@@ -35,6 +35,8 @@ export interface CaptureSpec {
   queue: QueueTables;
   mode: CaptureMode;
   old: OldImage;
+  /** Statement mode through the C function of the pgshovel_capture extension (src/capture/native.ts). */
+  native?: boolean;
 }
 
 /** The name of a table's capture function, schema-qualified and quoted. */
@@ -71,6 +73,13 @@ export function oldImageExpression(spec: CaptureSpec, oldRow: string, newRow?: s
 export function keyChangeSetting(spec: Pick<CaptureSpec, "cluster" | "set" | "table">): string {
   return `pgshovel.key_change_${spec.cluster}_${spec.set}_${spec.table.relid}`;
 }
+
+/** The transition tables each statement trigger names (`pgs_old`, `pgs_new`). */
+export const TRANSITION_TABLES = {
+  INSERT: "REFERENCING NEW TABLE AS pgs_new",
+  UPDATE: "REFERENCING OLD TABLE AS pgs_old NEW TABLE AS pgs_new",
+  DELETE: "REFERENCING OLD TABLE AS pgs_old",
+} as const;
 
 /** The statement trigger of one operation (`pgs_<cluster>_<set>_i`, `_u`, `_d`). */
 export function statementTriggerName(

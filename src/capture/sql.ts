@@ -1,4 +1,5 @@
 import { dbNames, ident, literal } from "../config/names.js";
+import { nativeTriggersSql } from "./native.js";
 import { eventDataExpression, imageExpression, rowExpression } from "./row-json.js";
 import {
   type CaptureSpec,
@@ -10,6 +11,7 @@ import {
   oldImageExpression,
   queueTableBlock,
   statementTriggerName,
+  TRANSITION_TABLES,
 } from "./spec.js";
 import { statementBranch } from "./statement-sql.js";
 
@@ -50,7 +52,10 @@ ${eventTableDispatch(
     INSERT INTO ${target} (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
       VALUES (event_id, pg_catalog.now(), event_type, event_data, ${extras});`,
 )}`;
-  const statement = spec.mode === "statement";
+  // Statement mode on the C function: the generated function serves TRUNCATE only, and an
+  // UPDATE's rows are paired by the C function itself (no row trigger for changed keys).
+  const native = spec.mode === "statement" && spec.native === true;
+  const statement = spec.mode === "statement" && !native;
   const identity = identityColumns(table);
   // A key changed when a key column's text did: the statement trigger pairs rows by that
   // text, and both compare it under "C" (byte for byte), so that a column with a
@@ -114,11 +119,6 @@ END`;
     : `CREATE TRIGGER ${rowTrigger}
        AFTER INSERT OR UPDATE OF ${monitored} OR DELETE ON ${target}
        FOR EACH ROW EXECUTE FUNCTION ${fn}()`;
-  const transition = {
-    INSERT: "REFERENCING NEW TABLE AS pgs_new",
-    UPDATE: "REFERENCING OLD TABLE AS pgs_old NEW TABLE AS pgs_new",
-    DELETE: "REFERENCING OLD TABLE AS pgs_old",
-  };
   return [
     // SECURITY DEFINER: application roles may write to a captured table without being
     // granted PgQ's pgq_writer. Every name in the body is schema-qualified, so no
@@ -132,15 +132,16 @@ $pgshovel$`,
     ...[rowTrigger, truncateTrigger, ...statementTriggers].map(
       (name) => `DROP TRIGGER IF EXISTS ${name} ON ${target}`,
     ),
-    rowTriggerSql,
+    ...(native ? [] : [rowTriggerSql]),
     `CREATE TRIGGER ${truncateTrigger}
        AFTER TRUNCATE ON ${target} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
     ...(statement
       ? (["INSERT", "UPDATE", "DELETE"] as const).map(
           (op, i) => `CREATE TRIGGER ${statementTriggers[i]}
-       AFTER ${op} ON ${target} ${transition[op]}
+       AFTER ${op} ON ${target} ${TRANSITION_TABLES[op]}
        FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
         )
       : []),
+    ...(native ? nativeTriggersSql(spec, target) : []),
   ];
 }

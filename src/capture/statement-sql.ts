@@ -1,5 +1,5 @@
 import { ident, literal } from "../config/names.js";
-import { PACK_ROWS, PACKED_SUFFIX } from "./packed.js";
+import { type Field, PACK_ROWS, PACKED_SUFFIX, type PackedHeader } from "./packed.js";
 import { fieldKind, identityText, imageExpression } from "./row-json.js";
 import {
   type CaptureSpec,
@@ -19,6 +19,27 @@ import {
  * plan made for its kind: below SMALL rows a nested loop costs at most SMALL² comparisons.
  */
 const SMALL = 16;
+
+/** The old fields of a packed DELETE: every monitored column, or under `old: key` the identity's, in the table's order. */
+export function deletedFields(spec: CaptureSpec): CaptureSpec["table"]["columnTypes"] {
+  const { table } = spec;
+  return spec.old === "key"
+    ? table.columnTypes.filter((c) => table.primary_keys.includes(c.name))
+    : table.columnTypes;
+}
+
+/** The header line of each operation's packed events (docs/capture.md, "Packed events"). */
+export function packedHeaders(
+  spec: CaptureSpec,
+): Record<"INSERT" | "UPDATE" | "DELETE", PackedHeader> {
+  const cols = spec.table.columnTypes;
+  const fields = (of: typeof cols): Field[] => of.map((c) => [c.name, fieldKind(c)]);
+  return {
+    INSERT: { old: null, new: fields(cols) },
+    DELETE: { old: fields(deletedFields(spec)), new: null },
+    UPDATE: { old: fields(cols), new: fields(cols), ...(spec.old === "key" ? { mask: true } : {}) },
+  };
+}
 
 /**
  * The statement-level half of a capture function: every event of an INSERT, UPDATE or
@@ -43,8 +64,7 @@ export function statementBranch(spec: CaptureSpec): string {
   // PACK_ROWS ids at most to an event (docs/capture.md, "Packed events").
   const rowsOf = (record: string, from: string) =>
     `SELECT ${seq} AS id, ${record}::pg_catalog.text AS line FROM ${from}`;
-  const oldFields =
-    spec.old === "key" ? cols.filter((c) => table.primary_keys.includes(c.name)) : cols;
+  const oldFields = deletedFields(spec);
   const record = (values: string[]) => `ROW(${values.join(", ")})`;
   // A text field as the one-row event has it, `::text` (which drops a char(n) value's padding,
   // where the type's output keeps it): the two paths' values are the same by construction.
@@ -68,12 +88,7 @@ export function statementBranch(spec: CaptureSpec): string {
           ...values("n", cols),
         ])
       : record([...values("o", cols), ...values("n", cols)]);
-  const fields = (of: typeof cols) => of.map((c) => [c.name, fieldKind(c)]);
-  const headers = {
-    INSERT: { old: null, new: fields(cols) },
-    DELETE: { old: fields(oldFields), new: null },
-    UPDATE: { old: fields(cols), new: fields(cols), ...(spec.old === "key" ? { mask: true } : {}) },
-  };
+  const headers = packedHeaders(spec);
   // Transition tables do not pair rows: an UPDATE pairs them by identity. That is right for
   // every row whose key did not change (its key names one row before and after); the rows
   // whose key changed were captured one by one by the row trigger, and are left out here.

@@ -93,7 +93,13 @@ function installParticipant(
     prepare: async (client: PgClient) => {
       const node = await installClusterSchema(client, ctx.cluster, SOFTWARE_VERSION);
       const tables = await resolveTables(client, config.tables);
-      await installSet(client, { cluster: ctx.cluster, set: name, tables, configVersion });
+      await installSet(client, {
+        cluster: ctx.cluster,
+        set: name,
+        tables,
+        configVersion,
+        logger: ctx.logger,
+      });
       return {
         database: { dsn: config.database.dsn, node },
         tables: tables.map(({ schema, name: table, primary_keys, columns, old, capture }) => ({
@@ -380,6 +386,7 @@ export async function upgradeCluster(
         set: set.name,
         tables,
         configVersion: set.version,
+        logger: ctx.logger,
       });
       return undefined;
     },

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { resolveTables } from "../../src/capture/catalog.js";
 import { installTableCapture } from "../../src/capture/install.js";
+import { nativeCaptureAvailable } from "../../src/capture/native.js";
 import type { CaptureMode } from "../../src/capture/sql.js";
 import { createSet, initializeCluster } from "../../src/cluster/admin.js";
 import { dbNames } from "../../src/config/names.js";
@@ -72,7 +73,11 @@ const WORKLOAD: Step[] = [
 ];
 
 /** The events of each step, without what differs between runs (txids, times, versions). */
-async function streamOf(mode: CaptureMode, old: "full" | "key"): Promise<unknown[][]> {
+async function streamOf(
+  mode: CaptureMode,
+  old: "full" | "key",
+  native = false,
+): Promise<unknown[][]> {
   const f = await clusterFixture();
   const db = await createTestDatabase("cap_paths");
   try {
@@ -86,6 +91,12 @@ async function streamOf(mode: CaptureMode, old: "full" | "key"): Promise<unknown
     await createSet(f.ctx, "s1", setConfig(db.dsn, tables));
     const client = await db.connect();
     try {
+      if (native) {
+        await client.query("BEGIN");
+        const { available, failed } = await nativeCaptureAvailable(client);
+        await client.query("COMMIT");
+        assert.ok(available, `the pgshovel_capture extension (make services builds it): ${failed}`);
+      }
       for (const table of await resolveTables(client, tables)) {
         await installTableCapture(client, {
           cluster: f.cluster,
@@ -93,6 +104,7 @@ async function streamOf(mode: CaptureMode, old: "full" | "key"): Promise<unknown
           table,
           configVersion: 0,
           mode,
+          native,
         });
       }
       const kinds = await client.query<{ n: string }>(
@@ -100,6 +112,14 @@ async function streamOf(mode: CaptureMode, old: "full" | "key"): Promise<unknown
       );
       // statement mode: _i, _u, _d and _t on each of 3 tables; row mode: _t only
       assert.equal(kinds.rows[0]!.n, mode === "statement" ? "12" : "3");
+      // the C function's statement triggers replace the row trigger of changed keys
+      const onC = await client.query<{ n: string }>(
+        "SELECT count(*)::text AS n FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE p.proname = 'capture_statement'",
+      );
+      const rowTriggers = await client.query<{ n: string }>(
+        "SELECT count(*)::text AS n FROM pg_trigger WHERE NOT tgisinternal AND (tgtype & 1) = 1 AND tgname LIKE 'pgs%'",
+      );
+      assert.deepEqual([onC.rows[0]!.n, rowTriggers.rows[0]!.n], native ? ["9", "0"] : ["0", "3"]);
       const queue = dbNames.queue(f.cluster, "s1");
       await registerConsumer(db, queue);
       const units: unknown[][] = [];
@@ -155,11 +175,20 @@ async function streamOf(mode: CaptureMode, old: "full" | "key"): Promise<unknown
 
 describe("capture: every path yields the same stream", () => {
   for (const old of ["full", "key"] as const) {
-    test(`row mode and statement mode, old: ${old}`, async () => {
-      const [row, statement] = [await streamOf("row", old), await streamOf("statement", old)];
-      assert.equal(statement.length, WORKLOAD.length);
-      for (const [i, events] of row.entries()) {
-        assert.deepEqual(statement[i], events, `step ${i + 1}: ${WORKLOAD[i]!.sql.join("; ")}`);
+    test(`row mode, statement mode in PL/pgSQL and in C, old: ${old}`, async () => {
+      const row = await streamOf("row", old);
+      for (const [path, stream] of [
+        ["PL/pgSQL", await streamOf("statement", old)],
+        ["C", await streamOf("statement", old, true)],
+      ] as const) {
+        assert.equal(stream.length, WORKLOAD.length);
+        for (const [i, events] of row.entries()) {
+          assert.deepEqual(
+            stream[i],
+            events,
+            `${path}, step ${i + 1}: ${WORKLOAD[i]!.sql.join("; ")}`,
+          );
+        }
       }
       const counts = row.map((events) => events.length);
       // the workload does what it says: unchanged and unmonitored updates yield nothing

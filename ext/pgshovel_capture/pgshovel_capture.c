@@ -1,0 +1,445 @@
+/*
+ * pgshovel_capture: statement-mode capture in C.
+ *
+ * One trigger function, pgshovel_capture.capture_statement(), fired AFTER INSERT, UPDATE or
+ * DELETE ... FOR EACH STATEMENT with transition tables. It writes the statement's rows as
+ * packed events (docs/capture.md, "Packed events"), byte for byte what the generated PL/pgSQL
+ * function of statement mode writes, and keeps the same rules of PgQ's insert_event_raw: the
+ * current event table read once per transaction into a transaction-local setting after the
+ * transaction has its id, one nextval of the queue's event sequence per row, ev_txid the
+ * table's default, ev_time now(); a queue with inserts disabled or limited per transaction
+ * goes through pgq.insert_event_raw.
+ *
+ * What the PL/pgSQL function needs a join and a second trigger for, this one reads off the
+ * transition tables themselves: PostgreSQL appends an UPDATE's old and new row to its two
+ * transition tables in the same call, so the n-th old row and the n-th new row are the same
+ * row, whether or not its key changed.
+ *
+ * The trigger's arguments, all written by pgshovel's `set create` (src/capture/native.ts):
+ *   0 queue name            4 ev_extra1 (schema)     8  ev_type ("UPDATE packed")
+ *   1 queue id              5 ev_extra2 (table)      9  header line (JSON)
+ *   2 event table prefix    6 ev_extra3 (version)    10 old image: "full" or "key"
+ *   3 event id sequence     7 ev_extra4 (identity)   11 one character per column: its kind
+ *                                                        (b, n, t), upper case for a key column
+ *   12.. the monitored columns' names, in the table's order (the header's).
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "parser/parse_coerce.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+#include "utils/varlena.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(capture_statement);
+
+/* Rows per packed event at most: rows are grouped by id / PACK_ROWS (src/capture/packed.ts). */
+#define PACK_ROWS 1000
+
+#define FIXED_ARGS 12
+
+typedef struct Column
+{
+	AttrNumber	attnum;
+	bool		key;
+	/* 'b', 'n': the type's own output (as ROW(...)::text prints it); 't': its cast to text */
+	char		kind;
+	bool		byval;
+	int16		len;
+	FmgrInfo	out;
+	/* out is a cast function to text, called with nargs arguments */
+	int			cast_nargs;
+} Column;
+
+typedef struct Capture
+{
+	Relation	rel;
+	char	  **args;
+	int			ncolumns;
+	Column	   *columns;
+	bool		old_key;
+	SPIPlanPtr	insert;
+	bool		via_pgq;
+	Oid			seq;
+	Datum		extras[4];
+	/* the event being built */
+	StringInfoData data;
+	int64		first_id;
+	int			rows;
+	MemoryContext event_cxt;
+	/* where the function's own state lives (SPI's procedure context) */
+	MemoryContext cxt;
+} Capture;
+
+static void
+resolve_columns(Capture *c)
+{
+	TupleDesc	desc = RelationGetDescr(c->rel);
+	const char *kinds = c->args[11];
+	int			i;
+
+	if ((int) strlen(kinds) != c->ncolumns)
+		elog(ERROR, "pgshovel_capture: %d column kinds for %d columns", (int) strlen(kinds), c->ncolumns);
+	c->columns = palloc0(sizeof(Column) * c->ncolumns);
+	for (i = 0; i < c->ncolumns; i++)
+	{
+		Column	   *col = &c->columns[i];
+		const char *name = c->args[FIXED_ARGS + i];
+		Form_pg_attribute att;
+		Oid			funcid = InvalidOid;
+		bool		varlena;
+
+		col->attnum = SPI_fnumber(desc, name);
+		if (col->attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("pgshovel_capture: column \"%s\" of \"%s\" is gone", name,
+							RelationGetRelationName(c->rel)),
+					 errhint("run pgshovel set update to reinstall the set's triggers")));
+		att = TupleDescAttr(desc, col->attnum - 1);
+		col->key = isupper((unsigned char) kinds[i]);
+		col->kind = tolower((unsigned char) kinds[i]);
+		col->byval = att->attbyval;
+		col->len = att->attlen;
+		if (col->kind == 't' &&
+			find_coercion_pathway(TEXTOID, getBaseType(att->atttypid), COERCION_EXPLICIT,
+								  &funcid) == COERCION_PATH_FUNC)
+		{
+			fmgr_info(funcid, &col->out);
+			col->cast_nargs = get_func_nargs(funcid);
+		}
+		else
+		{
+			getTypeOutputInfo(att->atttypid, &funcid, &varlena);
+			fmgr_info(funcid, &col->out);
+		}
+	}
+}
+
+/* A field as record_out writes it: quoted when empty or holding a delimiter, quote, backslash or space. */
+static void
+append_field(StringInfo buf, Column *col, Datum value, bool isnull)
+{
+	char	   *out;
+	const char *p;
+	bool		quote;
+
+	if (isnull)
+		return;
+	if (col->cast_nargs == 1)
+		out = TextDatumGetCString(FunctionCall1(&col->out, value));
+	else if (col->cast_nargs == 3)
+		out = TextDatumGetCString(FunctionCall3(&col->out, value, Int32GetDatum(-1), BoolGetDatum(true)));
+	else
+		out = OutputFunctionCall(&col->out, value);
+	quote = out[0] == '\0';
+	for (p = out; *p && !quote; p++)
+		quote = *p == '"' || *p == '\\' || *p == '(' || *p == ')' || *p == ',' ||
+			isspace((unsigned char) *p);
+	if (quote)
+		appendStringInfoCharMacro(buf, '"');
+	for (p = out; *p; p++)
+	{
+		if (*p == '"' || *p == '\\')
+			appendStringInfoCharMacro(buf, *p);
+		appendStringInfoCharMacro(buf, *p);
+	}
+	if (quote)
+		appendStringInfoCharMacro(buf, '"');
+}
+
+/*
+ * Where this transaction writes its events: the queue's current table number, or "p" when
+ * PgQ must take each event itself. Read at the transaction's first event, once it has its id,
+ * and kept in the transaction-local setting the PL/pgSQL capture functions share.
+ */
+static char *
+queue_table(const char *queue_id)
+{
+	char		name[64];
+	const char *known;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	char	   *table;
+
+	snprintf(name, sizeof(name), "pgshovel.queue_table_%s", queue_id);
+	known = GetConfigOption(name, true, false);
+	if (known != NULL && known[0] != '\0')
+		return pstrdup(known);
+	/* PgQ's readers look for the transaction's events in the table read here only if its id precedes the next rotation's step 2 */
+	(void) GetTopTransactionId();
+	values[0] = Int32GetDatum(pg_strtoint32(queue_id));
+	if (SPI_execute_with_args("SELECT CASE WHEN queue_disable_insert OR queue_per_tx_limit IS NOT NULL"
+							  " THEN 'p' ELSE queue_cur_table::pg_catalog.text END"
+							  " FROM pgq.queue WHERE queue_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pgshovel_capture: could not read pgq.queue");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pgshovel_capture: PgQ queue %s does not exist", queue_id),
+				 errhint("run pgshovel set update to reinstall the set's triggers")));
+	table = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	(void) set_config_option(name, table, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	return table;
+}
+
+static void
+prepare_insert(Capture *c)
+{
+	char	   *table = queue_table(c->args[1]);
+	Oid			types[8] = {TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	int			i;
+
+	c->via_pgq = strcmp(table, "p") == 0;
+	if (c->via_pgq)
+		c->insert = SPI_prepare("SELECT pgq.insert_event_raw($1, $2, pg_catalog.now(), NULL, NULL, $3, $4, $5, $6, $7, $8)",
+								8, types);
+	else
+	{
+		List	   *names = stringToQualifiedNameList(psprintf("%s_%s", c->args[2], table));
+		RangeVar   *target = makeRangeVarFromNameList(names);
+
+		c->insert = SPI_prepare(psprintf("INSERT INTO %s (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)"
+										 " VALUES ($2, pg_catalog.now(), $3, $4, $5, $6, $7, $8)",
+										 quote_qualified_identifier(target->schemaname, target->relname)),
+								8, types);
+	}
+	if (c->insert == NULL)
+		elog(ERROR, "pgshovel_capture: could not prepare the event insert: %s", SPI_result_code_string(SPI_result));
+	c->seq = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(c->args[3])), NoLock, false);
+	for (i = 0; i < 4; i++)
+		c->extras[i] = CStringGetTextDatum(c->args[4 + i]);
+}
+
+static void
+flush_event(Capture *c)
+{
+	Datum		values[8];
+	int			rc;
+
+	if (c->rows == 0)
+		return;
+	values[0] = CStringGetTextDatum(c->args[0]);
+	values[1] = Int64GetDatum(c->first_id);
+	values[2] = CStringGetTextDatum(c->args[8]);
+	values[3] = PointerGetDatum(cstring_to_text_with_len(c->data.data, c->data.len));
+	memcpy(&values[4], c->extras, sizeof(c->extras));
+	rc = SPI_execute_plan(c->insert, values, NULL, false, 0);
+	if (rc != (c->via_pgq ? SPI_OK_SELECT : SPI_OK_INSERT))
+		elog(ERROR, "pgshovel_capture: could not insert an event: %s", SPI_result_code_string(rc));
+	c->rows = 0;
+	MemoryContextReset(c->event_cxt);
+}
+
+/* Starts a row's line: takes its event id, and starts a new event when the id leaves the current one's group. */
+static void
+begin_row(Capture *c)
+{
+	int64		id = nextval_internal(c->seq, false);
+	MemoryContext old;
+
+	if (c->rows > 0 && id / PACK_ROWS != c->first_id / PACK_ROWS)
+		flush_event(c);
+	if (c->rows == 0)
+	{
+		old = MemoryContextSwitchTo(c->event_cxt);
+		initStringInfo(&c->data);
+		MemoryContextSwitchTo(old);
+		appendStringInfoString(&c->data, c->args[9]);
+		c->first_id = id;
+	}
+	appendStringInfo(&c->data, "\n" INT64_FORMAT " (", id);
+	c->rows++;
+}
+
+static void
+append_image(Capture *c, TupleTableSlot *slot, bool keys_only, bool *first)
+{
+	int			i;
+
+	for (i = 0; i < c->ncolumns; i++)
+	{
+		Column	   *col = &c->columns[i];
+		bool		isnull;
+		Datum		value;
+
+		if (keys_only && !col->key)
+			continue;
+		if (!*first)
+			appendStringInfoCharMacro(&c->data, ',');
+		*first = false;
+		value = slot_getattr(slot, col->attnum, &isnull);
+		append_field(&c->data, col, value, isnull);
+	}
+}
+
+static bool
+same_image(Column *col, TupleTableSlot *old, TupleTableSlot *new)
+{
+	bool		old_null,
+				new_null;
+	Datum		a = slot_getattr(old, col->attnum, &old_null);
+	Datum		b = slot_getattr(new, col->attnum, &new_null);
+
+	if (old_null || new_null)
+		return old_null && new_null;
+	return datum_image_eq(a, b, col->byval, col->len);
+}
+
+/* A transition table read from its start through a read pointer of this function's own. */
+static void
+rewind_store(Tuplestorestate *store)
+{
+	int			ptr = tuplestore_alloc_read_pointer(store, EXEC_FLAG_REWIND);
+
+	tuplestore_select_read_pointer(store, ptr);
+	tuplestore_rescan(store);
+}
+
+static void
+capture_rows(Capture *c, TriggerData *trigger)
+{
+	TupleDesc	desc = RelationGetDescr(c->rel);
+	bool		update = TRIGGER_FIRED_BY_UPDATE(trigger->tg_event);
+	bool		delete = TRIGGER_FIRED_BY_DELETE(trigger->tg_event);
+	Tuplestorestate *olds = update || delete ? trigger->tg_oldtable : NULL;
+	Tuplestorestate *news = delete ? NULL : trigger->tg_newtable;
+	TupleTableSlot *old = olds ? MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple) : NULL;
+	TupleTableSlot *new = news ? MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple) : NULL;
+	char	   *mask = palloc(c->ncolumns + 1);
+	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pgshovel_capture row", ALLOCSET_DEFAULT_SIZES);
+
+	if ((update || delete) && olds == NULL)
+		elog(ERROR, "pgshovel_capture: the trigger has no OLD TABLE");
+	if (!delete && news == NULL)
+		elog(ERROR, "pgshovel_capture: the trigger has no NEW TABLE");
+	if (update && tuplestore_tuple_count(olds) != tuplestore_tuple_count(news))
+		elog(ERROR, "pgshovel_capture: an UPDATE's transition tables hold " INT64_FORMAT " and " INT64_FORMAT " rows",
+			 tuplestore_tuple_count(olds), tuplestore_tuple_count(news));
+	if (olds)
+		rewind_store(olds);
+	if (news)
+		rewind_store(news);
+	mask[c->ncolumns] = '\0';
+	for (;;)
+	{
+		bool		first = true;
+		bool		changed = false;
+		int			i;
+
+		if (olds && !tuplestore_gettupleslot(olds, true, false, old))
+			break;
+		if (news && !tuplestore_gettupleslot(news, true, false, new))
+			break;
+		CHECK_FOR_INTERRUPTS();
+		/* what a row's fields allocate (detoasted values, output text) lives until the next row */
+		MemoryContextReset(row_cxt);
+		MemoryContextSwitchTo(row_cxt);
+		if (update)
+		{
+			for (i = 0; i < c->ncolumns; i++)
+			{
+				bool		same = same_image(&c->columns[i], old, new);
+
+				mask[i] = c->columns[i].key || !same ? '1' : '0';
+				changed |= !same;
+			}
+			if (!changed)
+				continue;
+		}
+		if (c->insert == NULL)
+		{
+			MemoryContextSwitchTo(c->cxt);
+			prepare_insert(c);
+		}
+		begin_row(c);
+		/* SPI leaves its own context current after a call */
+		MemoryContextSwitchTo(row_cxt);
+		if (update && c->old_key)
+		{
+			/* the presence mask, then the old fields it marks (NULL elsewhere), then the new row */
+			appendStringInfoString(&c->data, mask);
+			for (i = 0; i < c->ncolumns; i++)
+			{
+				bool		isnull;
+				Datum		value;
+
+				appendStringInfoCharMacro(&c->data, ',');
+				if (mask[i] != '1')
+					continue;
+				value = slot_getattr(old, c->columns[i].attnum, &isnull);
+				append_field(&c->data, &c->columns[i], value, isnull);
+			}
+			first = false;
+		}
+		else if (old)
+			append_image(c, old, delete && c->old_key, &first);
+		if (new)
+			append_image(c, new, false, &first);
+		appendStringInfoCharMacro(&c->data, ')');
+	}
+	MemoryContextSwitchTo(c->cxt);
+	flush_event(c);
+	if (old)
+		ExecDropSingleTupleTableSlot(old);
+	if (new)
+		ExecDropSingleTupleTableSlot(new);
+}
+
+Datum
+capture_statement(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigger = (TriggerData *) fcinfo->context;
+	Capture		c;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pgshovel_capture.capture_statement() runs only as a trigger")));
+	if (!TRIGGER_FIRED_AFTER(trigger->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(trigger->tg_event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(trigger->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pgshovel_capture.capture_statement() runs only AFTER INSERT, UPDATE or DELETE ... FOR EACH STATEMENT")));
+	if (trigger->tg_trigger->tgnargs <= FIXED_ARGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pgshovel_capture.capture_statement() needs %d arguments and columns, got %d",
+						FIXED_ARGS, trigger->tg_trigger->tgnargs),
+				 errhint("its triggers are installed by pgshovel set create and set update")));
+
+	memset(&c, 0, sizeof(c));
+	c.rel = trigger->tg_relation;
+	c.args = trigger->tg_trigger->tgargs;
+	c.ncolumns = trigger->tg_trigger->tgnargs - FIXED_ARGS;
+	c.old_key = strcmp(c.args[10], "key") == 0;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pgshovel_capture: SPI_connect failed");
+	c.cxt = CurrentMemoryContext;
+	c.event_cxt = AllocSetContextCreate(CurrentMemoryContext, "pgshovel_capture event", ALLOCSET_DEFAULT_SIZES);
+	resolve_columns(&c);
+	capture_rows(&c, trigger);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
