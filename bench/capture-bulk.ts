@@ -1,7 +1,8 @@
 /**
  * Measures what capture costs the writing statements, on identical pgbench_accounts-shaped
  * tables of one database on a private PostgreSQL (so that the WAL it measures is its own):
- * no trigger, pgshovel in statement mode (with `old: full` and `old: key`), pgshovel in row mode. Bulk statements (INSERT …
+ * no trigger, pgshovel in statement mode (with `old: full` and `old: key`, by the generated
+ * PL/pgSQL and by the C function of ext/pgshovel_capture), pgshovel in row mode. Bulk statements (INSERT …
  * SELECT generate_series, UPDATE and DELETE of many rows) and runs of single-row statements;
  * time and WAL bytes per row, median of alternating rounds. Run it by hand (the figures are
  * recorded in docs/benchmarks.md):
@@ -11,6 +12,7 @@
  */
 import { resolveTables } from "../src/capture/catalog.js";
 import { installTableCapture } from "../src/capture/install.js";
+import { nativeCaptureAvailable } from "../src/capture/native.js";
 import { setupSet } from "../test/support/fixtures.js";
 import { startPrivatePostgres } from "../test/support/private-services.js";
 import { median } from "./stats.js";
@@ -20,10 +22,12 @@ const rounds = Number(process.argv[3] ?? 5);
 const single = Number(process.argv[4] ?? 5_000);
 /** The measured tables: how each is captured (none: no trigger). */
 const CONFIGS = [
-  { table: "plain", mode: undefined, old: undefined, label: "none" },
-  { table: "stmt", mode: "statement", old: "full", label: "stmt" },
-  { table: "stmtkey", mode: "statement", old: "key", label: "stmt key" },
-  { table: "row", mode: "row", old: "full", label: "row" },
+  { table: "plain", mode: undefined, old: undefined, native: false, label: "none" },
+  { table: "stmt", mode: "statement", old: "full", native: false, label: "stmt" },
+  { table: "stmtkey", mode: "statement", old: "key", native: false, label: "stmt key" },
+  { table: "stmtc", mode: "statement", old: "full", native: true, label: "stmt C" },
+  { table: "stmtckey", mode: "statement", old: "key", native: true, label: "stmt C key" },
+  { table: "row", mode: "row", old: "full", native: false, label: "row" },
 ] as const;
 const TABLES = CONFIGS.map((c) => c.table);
 const columns = "aid int PRIMARY KEY, bid int, abalance int, filler char(84)";
@@ -46,7 +50,12 @@ const fixture = await setupSet({
 const { db } = fixture;
 try {
   const client = await db.connect();
-  for (const { table: name, mode, old } of CONFIGS) {
+  await client.query("BEGIN");
+  const { available, failed } = await nativeCaptureAvailable(client);
+  await client.query("COMMIT");
+  if (!available)
+    throw new Error(`the pgshovel_capture extension is needed (make services): ${failed}`);
+  for (const { table: name, mode, old, native } of CONFIGS) {
     if (!mode) continue;
     const [table] = await resolveTables(client, [{ name, schema: "public", old }]);
     await installTableCapture(client, {
@@ -55,6 +64,7 @@ try {
       table: table!,
       configVersion: 0,
       mode,
+      native,
     });
   }
   const measure = async (sql: string, count: number): Promise<Sample> => {

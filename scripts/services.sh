@@ -107,9 +107,41 @@ install_packages() {
   fi
 }
 
+# The C capture function of statement mode (ext/pgshovel_capture, docs/capture.md), built with
+# PGXS against the installed server. Debian's postgresql-server-dev-15 is pinned to the installed
+# server's own version, so that installing the headers never upgrades the server. A checksum of
+# the sources beside the installed files skips the build when nothing changed.
+ensure_capture_extension() {
+  local src="$ROOT/ext/pgshovel_capture" pg_config="$PG_BIN/pg_config" sum stamp build version
+  sum="$(cat "$src"/Makefile "$src"/*.c "$src"/*.control "$src"/*.sql | sha256sum | cut -d' ' -f1)"
+  stamp="$("$pg_config" --sharedir)/extension/pgshovel_capture.sha256"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] &&
+    [ -f "$("$pg_config" --pkglibdir)/pgshovel_capture.so" ]; then
+    return 0
+  fi
+  [ "$(id -u)" = 0 ] || die "the pgshovel_capture extension is not installed; run as root to build and install it"
+  if [ ! -f "$("$pg_config" --includedir-server)/postgres.h" ]; then
+    version="$(dpkg-query -W -f='${Version}' postgresql-15)"
+    log "installing postgresql-server-dev-15=$version with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "postgresql-server-dev-15=$version" >"$LOG_DIR/apt-server-dev.log" 2>&1 ||
+      die "could not install postgresql-server-dev-15=$version (see $LOG_DIR/apt-server-dev.log)"
+  fi
+  log "building the pgshovel_capture extension"
+  build="$STACK_DIR/build/pgshovel_capture"
+  rm -rf "$build" && mkdir -p "$build" && cp "$src"/Makefile "$src"/*.c "$src"/*.control "$src"/*.sql "$build"/
+  make -C "$build" PG_CONFIG="$pg_config" install >"$LOG_DIR/pgshovel_capture-build.log" 2>&1 ||
+    die "could not build the pgshovel_capture extension (see $LOG_DIR/pgshovel_capture-build.log)"
+  echo "$sum" >"$stamp"
+}
+
 ensure_installed() {
   case "$1" in
-    postgres) install_packages postgresql-15 postgresql-15-pgq3 ;;
+    postgres)
+      install_packages postgresql-15 postgresql-15-pgq3
+      mkdir -p "$LOG_DIR"
+      ensure_capture_extension
+      ;;
     pgqd) install_packages pgqd ;;
     zookeeper) install_packages zookeeper openjdk-17-jre-headless ;;
     kafka)

@@ -42,6 +42,8 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -67,46 +69,98 @@ typedef struct Column
 	bool		byval;
 	int16		len;
 	FmgrInfo	out;
-	/* out is a cast function to text, called with nargs arguments */
+	/* how the field's text is made (what `::text`, or ROW(...)::text, would print) */
+	enum
+	{
+		TEXT_OUTPUT,			/* the type's output function, out */
+		TEXT_CAST,				/* out is the type's cast to text, of cast_nargs arguments */
+		TEXT_INT,				/* int2, int4 */
+		TEXT_BOOL,
+		TEXT_BYTES,				/* text, varchar: the value's bytes */
+		TEXT_TRIMMED			/* char(n) as text: its bytes without trailing spaces */
+	}			text;
 	int			cast_nargs;
 } Column;
 
+/* A prepared insert of events into one event table ("0", "1", ...) or through PgQ ("p"). */
+typedef struct EventPlan
+{
+	char		table[16];
+	SPIPlanPtr	plan;
+	bool		via_pgq;
+} EventPlan;
+
+#define MAX_PLANS 16
+
+/*
+ * What a trigger's calls share, kept per trigger for the session: its columns resolved, the
+ * sequence's oid, its event inserts prepared. Rebuilt at the next call after the table or the
+ * sequence changes (a relcache invalidation), which also covers the trigger's own re-creation.
+ */
+typedef struct CachedTrigger
+{
+	Oid			tgoid;			/* hash key */
+	Oid			relid;
+	bool		valid;
+	MemoryContext cxt;
+	int			ncolumns;
+	Column	   *columns;
+	bool		old_key;
+	Oid			seq;
+	char	   *setting;		/* pgshovel.queue_table_<queue id> */
+	Datum		queue;
+	Datum		type;
+	Datum		extras[4];
+	int			nplans;
+	EventPlan	plans[MAX_PLANS];
+} CachedTrigger;
+
+/* One call: the trigger's cached state and the event being built. */
 typedef struct Capture
 {
 	Relation	rel;
 	char	  **args;
-	int			ncolumns;
-	Column	   *columns;
-	bool		old_key;
-	SPIPlanPtr	insert;
-	bool		via_pgq;
-	Oid			seq;
-	Datum		extras[4];
-	/* the event being built */
+	CachedTrigger *t;
+	EventPlan  *insert;
 	StringInfoData data;
 	int64		first_id;
 	int			rows;
 	MemoryContext event_cxt;
-	/* where the function's own state lives (SPI's procedure context) */
+	/* where the call's own state lives (SPI's procedure context) */
 	MemoryContext cxt;
 } Capture;
 
+static HTAB *triggers = NULL;
+
 static void
-resolve_columns(Capture *c)
+invalidate(Datum arg, Oid relid)
 {
-	TupleDesc	desc = RelationGetDescr(c->rel);
-	const char *kinds = c->args[11];
+	HASH_SEQ_STATUS scan;
+	CachedTrigger *t;
+
+	hash_seq_init(&scan, triggers);
+	while ((t = hash_seq_search(&scan)) != NULL)
+		if (relid == InvalidOid || relid == t->relid || relid == t->seq)
+			t->valid = false;
+}
+
+static void
+resolve_columns(CachedTrigger *t, Relation rel, char **args)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	const char *kinds = args[11];
 	int			i;
 
-	if ((int) strlen(kinds) != c->ncolumns)
-		elog(ERROR, "pgshovel_capture: %d column kinds for %d columns", (int) strlen(kinds), c->ncolumns);
-	c->columns = palloc0(sizeof(Column) * c->ncolumns);
-	for (i = 0; i < c->ncolumns; i++)
+	if ((int) strlen(kinds) != t->ncolumns)
+		elog(ERROR, "pgshovel_capture: %d column kinds for %d columns", (int) strlen(kinds), t->ncolumns);
+	t->columns = palloc0(sizeof(Column) * t->ncolumns);
+	for (i = 0; i < t->ncolumns; i++)
 	{
-		Column	   *col = &c->columns[i];
-		const char *name = c->args[FIXED_ARGS + i];
+		Column	   *col = &t->columns[i];
+		const char *name = args[FIXED_ARGS + i];
 		Form_pg_attribute att;
 		Oid			funcid = InvalidOid;
+		Oid			base;
 		bool		varlena;
 
 		col->attnum = SPI_fnumber(desc, name);
@@ -114,58 +168,109 @@ resolve_columns(Capture *c)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("pgshovel_capture: column \"%s\" of \"%s\" is gone", name,
-							RelationGetRelationName(c->rel)),
+							RelationGetRelationName(rel)),
 					 errhint("run pgshovel set update to reinstall the set's triggers")));
 		att = TupleDescAttr(desc, col->attnum - 1);
 		col->key = isupper((unsigned char) kinds[i]);
 		col->kind = tolower((unsigned char) kinds[i]);
 		col->byval = att->attbyval;
 		col->len = att->attlen;
-		if (col->kind == 't' &&
-			find_coercion_pathway(TEXTOID, getBaseType(att->atttypid), COERCION_EXPLICIT,
-								  &funcid) == COERCION_PATH_FUNC)
+		base = getBaseType(att->atttypid);
+		if (col->kind == 'n' && (att->atttypid == INT4OID || att->atttypid == INT2OID))
+			col->text = TEXT_INT;
+		else if (col->kind == 'b' && att->atttypid == BOOLOID)
+			col->text = TEXT_BOOL;
+		else if (col->kind == 't' && (base == TEXTOID || base == VARCHAROID))
+			col->text = TEXT_BYTES;
+		/* rtrim of spaces, byte by byte: a space is one byte in every server encoding */
+		else if (col->kind == 't' && base == BPCHAROID)
+			col->text = TEXT_TRIMMED;
+		else if (col->kind == 't' &&
+				 find_coercion_pathway(TEXTOID, base, COERCION_EXPLICIT, &funcid) == COERCION_PATH_FUNC)
 		{
-			fmgr_info(funcid, &col->out);
+			col->text = TEXT_CAST;
+			fmgr_info_cxt(funcid, &col->out, t->cxt);
 			col->cast_nargs = get_func_nargs(funcid);
 		}
 		else
 		{
+			col->text = TEXT_OUTPUT;
 			getTypeOutputInfo(att->atttypid, &funcid, &varlena);
-			fmgr_info(funcid, &col->out);
+			fmgr_info_cxt(funcid, &col->out, t->cxt);
 		}
 	}
 }
 
-/* A field as record_out writes it: quoted when empty or holding a delimiter, quote, backslash or space. */
+/* A field's text as record_out writes it: quoted when empty or holding a delimiter, quote, backslash or space. */
 static void
-append_field(StringInfo buf, Column *col, Datum value, bool isnull)
+append_text(StringInfo buf, const char *text, int len)
 {
-	char	   *out;
+	const char *end = text + len;
 	const char *p;
-	bool		quote;
+	bool		quote = len == 0;
 
-	if (isnull)
-		return;
-	if (col->cast_nargs == 1)
-		out = TextDatumGetCString(FunctionCall1(&col->out, value));
-	else if (col->cast_nargs == 3)
-		out = TextDatumGetCString(FunctionCall3(&col->out, value, Int32GetDatum(-1), BoolGetDatum(true)));
-	else
-		out = OutputFunctionCall(&col->out, value);
-	quote = out[0] == '\0';
-	for (p = out; *p && !quote; p++)
+	for (p = text; p < end && !quote; p++)
 		quote = *p == '"' || *p == '\\' || *p == '(' || *p == ')' || *p == ',' ||
 			isspace((unsigned char) *p);
-	if (quote)
-		appendStringInfoCharMacro(buf, '"');
-	for (p = out; *p; p++)
+	if (!quote)
+	{
+		appendBinaryStringInfo(buf, text, len);
+		return;
+	}
+	appendStringInfoCharMacro(buf, '"');
+	for (p = text; p < end; p++)
 	{
 		if (*p == '"' || *p == '\\')
 			appendStringInfoCharMacro(buf, *p);
 		appendStringInfoCharMacro(buf, *p);
 	}
-	if (quote)
-		appendStringInfoCharMacro(buf, '"');
+	appendStringInfoCharMacro(buf, '"');
+}
+
+static void
+append_field(StringInfo buf, Column *col, Datum value, bool isnull)
+{
+	char	   *out;
+
+	if (isnull)
+		return;
+	switch (col->text)
+	{
+		case TEXT_INT:
+			{
+				char		digits[12];
+
+				/* as int2out and int4out print it: digits never need quotes */
+				appendBinaryStringInfo(buf, digits,
+									   pg_ltoa(col->len == 2 ? DatumGetInt16(value) : DatumGetInt32(value), digits));
+				return;
+			}
+		case TEXT_BOOL:
+			appendStringInfoCharMacro(buf, DatumGetBool(value) ? 't' : 'f');
+			return;
+		case TEXT_BYTES:
+		case TEXT_TRIMMED:
+			{
+				/* text and varchar print their bytes; char(n) cast to text drops its trailing spaces */
+				text	   *t = DatumGetTextPP(value);
+				const char *data = VARDATA_ANY(t);
+				int			len = VARSIZE_ANY_EXHDR(t);
+
+				if (col->text == TEXT_TRIMMED)
+					while (len > 0 && data[len - 1] == ' ')
+						len--;
+				append_text(buf, data, len);
+				return;
+			}
+		case TEXT_CAST:
+			out = col->cast_nargs == 3
+				? TextDatumGetCString(FunctionCall3(&col->out, value, Int32GetDatum(-1), BoolGetDatum(true)))
+				: TextDatumGetCString(FunctionCall1(&col->out, value));
+			break;
+		default:
+			out = OutputFunctionCall(&col->out, value);
+	}
+	append_text(buf, out, strlen(out));
 }
 
 /*
@@ -174,15 +279,13 @@ append_field(StringInfo buf, Column *col, Datum value, bool isnull)
  * and kept in the transaction-local setting the PL/pgSQL capture functions share.
  */
 static char *
-queue_table(const char *queue_id)
+queue_table(const char *name, const char *queue_id)
 {
-	char		name[64];
 	const char *known;
 	Oid			types[1] = {INT4OID};
 	Datum		values[1];
 	char	   *table;
 
-	snprintf(name, sizeof(name), "pgshovel.queue_table_%s", queue_id);
 	known = GetConfigOption(name, true, false);
 	if (known != NULL && known[0] != '\0')
 		return pstrdup(known);
@@ -204,32 +307,91 @@ queue_table(const char *queue_id)
 	return table;
 }
 
-static void
-prepare_insert(Capture *c)
+/* The cached trigger of this call, (re)built when missing or invalidated. */
+static CachedTrigger *
+cached_trigger(TriggerData *trigger)
 {
-	char	   *table = queue_table(c->args[1]);
-	Oid			types[8] = {TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Trigger    *tg = trigger->tg_trigger;
+	CachedTrigger *t;
+	bool		found;
+	MemoryContext caller;
 	int			i;
 
-	c->via_pgq = strcmp(table, "p") == 0;
-	if (c->via_pgq)
-		c->insert = SPI_prepare("SELECT pgq.insert_event_raw($1, $2, pg_catalog.now(), NULL, NULL, $3, $4, $5, $6, $7, $8)",
-								8, types);
+	if (triggers == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(CachedTrigger);
+		triggers = hash_create("pgshovel_capture triggers", 16, &ctl, HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(invalidate, (Datum) 0);
+	}
+	t = hash_search(triggers, &tg->tgoid, HASH_ENTER, &found);
+	if (found && t->valid)
+		return t;
+	if (found)
+	{
+		for (i = 0; i < t->nplans; i++)
+			SPI_freeplan(t->plans[i].plan);
+		MemoryContextDelete(t->cxt);
+	}
+	/* an error below leaves the entry invalid, with nothing to free */
+	t->valid = false;
+	t->nplans = 0;
+	t->cxt = AllocSetContextCreate(CacheMemoryContext, "pgshovel_capture trigger", ALLOCSET_SMALL_SIZES);
+	caller = MemoryContextSwitchTo(t->cxt);
+	t->relid = RelationGetRelid(trigger->tg_relation);
+	t->ncolumns = tg->tgnargs - FIXED_ARGS;
+	t->old_key = strcmp(tg->tgargs[10], "key") == 0;
+	resolve_columns(t, trigger->tg_relation, tg->tgargs);
+	t->seq = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(tg->tgargs[3])), NoLock, false);
+	t->setting = psprintf("pgshovel.queue_table_%s", tg->tgargs[1]);
+	t->queue = CStringGetTextDatum(tg->tgargs[0]);
+	t->type = CStringGetTextDatum(tg->tgargs[8]);
+	for (i = 0; i < 4; i++)
+		t->extras[i] = CStringGetTextDatum(tg->tgargs[4 + i]);
+	MemoryContextSwitchTo(caller);
+	t->valid = true;
+	return t;
+}
+
+/* The insert of this transaction's events: into its event table, or through PgQ. */
+static EventPlan *
+event_plan(Capture *c)
+{
+	CachedTrigger *t = c->t;
+	char	   *table = queue_table(t->setting, c->args[1]);
+	Oid			types[8] = {TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	EventPlan  *plan;
+	int			i;
+
+	for (i = 0; i < t->nplans; i++)
+		if (strcmp(t->plans[i].table, table) == 0)
+			return &t->plans[i];
+	if (t->nplans == MAX_PLANS || strlen(table) >= sizeof(plan->table))
+		elog(ERROR, "pgshovel_capture: unexpected event table %s", table);
+	plan = &t->plans[t->nplans];
+	plan->via_pgq = strcmp(table, "p") == 0;
+	if (plan->via_pgq)
+		plan->plan = SPI_prepare("SELECT pgq.insert_event_raw($1, $2, pg_catalog.now(), NULL, NULL, $3, $4, $5, $6, $7, $8)",
+								 8, types);
 	else
 	{
 		List	   *names = stringToQualifiedNameList(psprintf("%s_%s", c->args[2], table));
 		RangeVar   *target = makeRangeVarFromNameList(names);
 
-		c->insert = SPI_prepare(psprintf("INSERT INTO %s (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)"
-										 " VALUES ($2, pg_catalog.now(), $3, $4, $5, $6, $7, $8)",
-										 quote_qualified_identifier(target->schemaname, target->relname)),
-								8, types);
+		plan->plan = SPI_prepare(psprintf("INSERT INTO %s (ev_id, ev_time, ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)"
+										  " VALUES ($2, pg_catalog.now(), $3, $4, $5, $6, $7, $8)",
+										  quote_qualified_identifier(target->schemaname, target->relname)),
+								 8, types);
 	}
-	if (c->insert == NULL)
+	if (plan->plan == NULL)
 		elog(ERROR, "pgshovel_capture: could not prepare the event insert: %s", SPI_result_code_string(SPI_result));
-	c->seq = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(c->args[3])), NoLock, false);
-	for (i = 0; i < 4; i++)
-		c->extras[i] = CStringGetTextDatum(c->args[4 + i]);
+	if (SPI_keepplan(plan->plan) != 0)
+		elog(ERROR, "pgshovel_capture: could not keep the event insert");
+	strlcpy(plan->table, table, sizeof(plan->table));
+	t->nplans++;
+	return plan;
 }
 
 static void
@@ -238,17 +400,22 @@ flush_event(Capture *c)
 	Datum		values[8];
 	int			rc;
 
+	MemoryContext caller;
+
 	if (c->rows == 0)
 		return;
-	values[0] = CStringGetTextDatum(c->args[0]);
+	/* the event's text, built and copied in the event's context, is freed once inserted */
+	caller = MemoryContextSwitchTo(c->event_cxt);
+	values[0] = c->t->queue;
 	values[1] = Int64GetDatum(c->first_id);
-	values[2] = CStringGetTextDatum(c->args[8]);
+	values[2] = c->t->type;
 	values[3] = PointerGetDatum(cstring_to_text_with_len(c->data.data, c->data.len));
-	memcpy(&values[4], c->extras, sizeof(c->extras));
-	rc = SPI_execute_plan(c->insert, values, NULL, false, 0);
-	if (rc != (c->via_pgq ? SPI_OK_SELECT : SPI_OK_INSERT))
+	memcpy(&values[4], c->t->extras, sizeof(c->t->extras));
+	rc = SPI_execute_plan(c->insert->plan, values, NULL, false, 0);
+	if (rc != (c->insert->via_pgq ? SPI_OK_SELECT : SPI_OK_INSERT))
 		elog(ERROR, "pgshovel_capture: could not insert an event: %s", SPI_result_code_string(rc));
 	c->rows = 0;
+	MemoryContextSwitchTo(caller);
 	MemoryContextReset(c->event_cxt);
 }
 
@@ -256,7 +423,7 @@ flush_event(Capture *c)
 static void
 begin_row(Capture *c)
 {
-	int64		id = nextval_internal(c->seq, false);
+	int64		id = nextval_internal(c->t->seq, false);
 	MemoryContext old;
 
 	if (c->rows > 0 && id / PACK_ROWS != c->first_id / PACK_ROWS)
@@ -278,9 +445,9 @@ append_image(Capture *c, TupleTableSlot *slot, bool keys_only, bool *first)
 {
 	int			i;
 
-	for (i = 0; i < c->ncolumns; i++)
+	for (i = 0; i < c->t->ncolumns; i++)
 	{
-		Column	   *col = &c->columns[i];
+		Column	   *col = &c->t->columns[i];
 		bool		isnull;
 		Datum		value;
 
@@ -327,7 +494,7 @@ capture_rows(Capture *c, TriggerData *trigger)
 	Tuplestorestate *news = delete ? NULL : trigger->tg_newtable;
 	TupleTableSlot *old = olds ? MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple) : NULL;
 	TupleTableSlot *new = news ? MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple) : NULL;
-	char	   *mask = palloc(c->ncolumns + 1);
+	char	   *mask = palloc(c->t->ncolumns + 1);
 	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pgshovel_capture row", ALLOCSET_DEFAULT_SIZES);
 
 	if ((update || delete) && olds == NULL)
@@ -341,13 +508,18 @@ capture_rows(Capture *c, TriggerData *trigger)
 		rewind_store(olds);
 	if (news)
 		rewind_store(news);
-	mask[c->ncolumns] = '\0';
+	mask[c->t->ncolumns] = '\0';
 	for (;;)
 	{
 		bool		first = true;
 		bool		changed = false;
 		int			i;
 
+		/*
+		 * A transition table spilled to disk reads each tuple into the current context, and the
+		 * slot frees it when the next is stored: read them outside the per-row context.
+		 */
+		MemoryContextSwitchTo(c->cxt);
 		if (olds && !tuplestore_gettupleslot(olds, true, false, old))
 			break;
 		if (news && !tuplestore_gettupleslot(news, true, false, new))
@@ -358,11 +530,11 @@ capture_rows(Capture *c, TriggerData *trigger)
 		MemoryContextSwitchTo(row_cxt);
 		if (update)
 		{
-			for (i = 0; i < c->ncolumns; i++)
+			for (i = 0; i < c->t->ncolumns; i++)
 			{
-				bool		same = same_image(&c->columns[i], old, new);
+				bool		same = same_image(&c->t->columns[i], old, new);
 
-				mask[i] = c->columns[i].key || !same ? '1' : '0';
+				mask[i] = c->t->columns[i].key || !same ? '1' : '0';
 				changed |= !same;
 			}
 			if (!changed)
@@ -371,16 +543,16 @@ capture_rows(Capture *c, TriggerData *trigger)
 		if (c->insert == NULL)
 		{
 			MemoryContextSwitchTo(c->cxt);
-			prepare_insert(c);
+			c->insert = event_plan(c);
 		}
 		begin_row(c);
 		/* SPI leaves its own context current after a call */
 		MemoryContextSwitchTo(row_cxt);
-		if (update && c->old_key)
+		if (update && c->t->old_key)
 		{
 			/* the presence mask, then the old fields it marks (NULL elsewhere), then the new row */
 			appendStringInfoString(&c->data, mask);
-			for (i = 0; i < c->ncolumns; i++)
+			for (i = 0; i < c->t->ncolumns; i++)
 			{
 				bool		isnull;
 				Datum		value;
@@ -388,13 +560,13 @@ capture_rows(Capture *c, TriggerData *trigger)
 				appendStringInfoCharMacro(&c->data, ',');
 				if (mask[i] != '1')
 					continue;
-				value = slot_getattr(old, c->columns[i].attnum, &isnull);
-				append_field(&c->data, &c->columns[i], value, isnull);
+				value = slot_getattr(old, c->t->columns[i].attnum, &isnull);
+				append_field(&c->data, &c->t->columns[i], value, isnull);
 			}
 			first = false;
 		}
 		else if (old)
-			append_image(c, old, delete && c->old_key, &first);
+			append_image(c, old, delete && c->t->old_key, &first);
 		if (new)
 			append_image(c, new, false, &first);
 		appendStringInfoCharMacro(&c->data, ')');
@@ -432,13 +604,11 @@ capture_statement(PG_FUNCTION_ARGS)
 	memset(&c, 0, sizeof(c));
 	c.rel = trigger->tg_relation;
 	c.args = trigger->tg_trigger->tgargs;
-	c.ncolumns = trigger->tg_trigger->tgnargs - FIXED_ARGS;
-	c.old_key = strcmp(c.args[10], "key") == 0;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pgshovel_capture: SPI_connect failed");
 	c.cxt = CurrentMemoryContext;
 	c.event_cxt = AllocSetContextCreate(CurrentMemoryContext, "pgshovel_capture event", ALLOCSET_DEFAULT_SIZES);
-	resolve_columns(&c);
+	c.t = cached_trigger(trigger);
 	capture_rows(&c, trigger);
 	SPI_finish();
 	return PointerGetDatum(NULL);
