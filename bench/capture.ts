@@ -7,6 +7,7 @@
 import pg from "pg";
 import { resolveTables } from "../src/capture/catalog.js";
 import { installTableCapture } from "../src/capture/install.js";
+import { nativeCaptureAvailable } from "../src/capture/native.js";
 import { dbNames, ident } from "../src/config/names.js";
 import { PGBENCH_TABLES, pgbench, setupSet } from "../test/support/fixtures.js";
 import type { PgServer, TestDatabase } from "../test/support/postgres.js";
@@ -17,8 +18,18 @@ import { median, round } from "./stats.js";
 const JSONTRIGA_QUEUE = "bench_jsontriga";
 const JSONTRIGA_TRIGGER = "bench_jsontriga";
 
-/** The trigger configurations compared: pgshovel in row mode (the default) on 4 and 3 tables, in statement mode on 4. */
-const MODES = ["none", "pgshovel", "pgshovel-3", "pgshovel-statement", "jsontriga"] as const;
+/**
+ * The trigger configurations compared: pgshovel in row mode (the default) on 4 and 3 tables, in
+ * statement mode on 4 (by the generated PL/pgSQL, and by the C function of ext/pgshovel_capture).
+ */
+const MODES = [
+  "none",
+  "pgshovel",
+  "pgshovel-3",
+  "pgshovel-statement",
+  "pgshovel-statement-c",
+  "jsontriga",
+] as const;
 type Mode = (typeof MODES)[number];
 const SCALE = 10;
 const THREADS = 2;
@@ -46,13 +57,21 @@ async function useMode(db: TestDatabase, cluster: string, mode: Mode): Promise<v
         client,
         PGBENCH_TABLES.map((name) => ({ name, schema: "public" })),
       );
+      const native = mode === "pgshovel-statement-c";
+      if (native) {
+        await client.query("BEGIN");
+        const { available, failed } = await nativeCaptureAvailable(client);
+        await client.query("COMMIT");
+        if (!available) throw new Error(`the pgshovel_capture extension is needed: ${failed}`);
+      }
       for (const table of tables) {
         await installTableCapture(client, {
           cluster,
           set: "s",
           table,
           configVersion: 0,
-          mode: mode === "pgshovel-statement" ? "statement" : "row",
+          mode: mode.startsWith("pgshovel-statement") ? "statement" : "row",
+          native,
         });
       }
     } finally {
@@ -162,6 +181,7 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
     const ours = median(tps.pgshovel);
     const jsontriga = median(tps.jsontriga);
     const statementMode = median(tps["pgshovel-statement"]);
+    const statementModeC = median(tps["pgshovel-statement-c"]);
     const threeTables = median(tps["pgshovel-3"]);
     // WAL the capture adds per captured row (four rows per transaction, three without
     // history), shown only on a private server: the stack's WAL is shared with whatever else
@@ -201,6 +221,7 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
         tpsJsontriga: round(jsontriga, 1),
         tpsPgshovelThreeTables: round(threeTables, 1),
         tpsPgshovelStatementMode: round(statementMode, 1),
+        tpsPgshovelStatementModeC: round(statementModeC, 1),
         ...Object.fromEntries(
           MODES.map((m) => [`walBytesPerTransaction:${m}`, round(median(wal[m]), 0)]),
         ),
@@ -209,6 +230,7 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
         pgshovel: round(ratio, 3),
         pgshovelThreeTables: round(threeTables / none, 3),
         pgshovelStatementMode: round(statementMode / none, 3),
+        pgshovelStatementModeC: round(statementModeC / none, 3),
         jsontriga: round(jsontrigaRatio, 3),
       },
       runs,
@@ -235,6 +257,14 @@ async function measureCapture(options: CaptureOptions, server?: PgServer): Promi
           measured: `${fmt(statementMode)} TPS${walPerRow("pgshovel-statement")}`,
           baseline: `${fmt(none)} TPS without triggers`,
           ratio: (statementMode / none).toFixed(2),
+          target: "–",
+          met: null,
+        },
+        {
+          figure: `${label}, pgshovel with \`capture: statement\` on 4 tables, the C function (pgshovel_capture)`,
+          measured: `${fmt(statementModeC)} TPS${walPerRow("pgshovel-statement-c")}`,
+          baseline: `${fmt(none)} TPS without triggers`,
+          ratio: (statementModeC / none).toFixed(2),
           target: "–",
           met: null,
         },
