@@ -193,14 +193,21 @@ async function compressWithLz4(client: PgClient, queue: string): Promise<void> {
 const MAX_RECORD_FIELDS = 1664;
 
 /**
- * Row triggers unless the table asks for statement triggers (`capture: statement`) and is a
- * plain table. A partitioned table or one with inheritance children keeps row triggers: its
- * statement triggers would see its children's rows as its own, and a row moved between
- * partitions is not an UPDATE to a partition's triggers. So does a table of more than 831
- * monitored columns, whose packed UPDATE record would not fit in a row.
+ * How a table is captured. `capture: row` and `capture: statement` are what they say; without
+ * the option, statement mode where the C capture function is available (it captures every
+ * workload more cheaply than row mode, docs/capture.md "Which mode, and why"), else row mode.
+ * Either way only a plain table gets statement triggers: a partitioned table or one with
+ * inheritance children keeps row triggers (its statement triggers would see its children's
+ * rows as its own, and a row moved between partitions is not an UPDATE to a partition's
+ * triggers), and so does a table of more than 831 monitored columns, whose packed UPDATE
+ * record would not fit in a row.
  */
-async function captureMode(client: PgClient, table: CatalogTable): Promise<CaptureMode> {
-  if (table.capture !== "statement") return "row";
+async function captureMode(
+  client: PgClient,
+  table: CatalogTable,
+  native: boolean,
+): Promise<CaptureMode> {
+  if (table.capture === "row" || (table.capture === undefined && !native)) return "row";
   // A packed UPDATE row is one record of both images (and a mask): it must fit in a row,
   // which PostgreSQL bounds at 1 664 fields.
   if (2 * table.columnTypes.length + 1 > MAX_RECORD_FIELDS) return "row";
@@ -248,7 +255,7 @@ export async function installSet(
     "registering the default consumer",
   );
   await removeSetTriggers(client, cluster, set);
-  const native = options.tables.some((t) => t.capture === "statement")
+  const native = options.tables.some((t) => t.capture !== "row")
     ? await nativeCaptureAvailable(client)
     : { available: false };
   if (native.failed) {
@@ -292,7 +299,7 @@ export async function installTableCapture(
     table,
     configVersion: options.configVersion,
     queue,
-    mode: options.mode ?? (await captureMode(client, table)),
+    mode: options.mode ?? (await captureMode(client, table, options.native ?? false)),
     old: table.old ?? "full",
     native: options.native ?? false,
   });

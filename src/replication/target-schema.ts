@@ -4,6 +4,7 @@
  * before anything is written there.
  */
 import { resolveTables } from "../capture/catalog.js";
+import { statementTriggerName } from "../capture/spec.js";
 import { dbNames, ident } from "../config/names.js";
 import type { SetConfigInput } from "../config/set-config.js";
 import { type PgClient, query } from "../database/postgres.js";
@@ -187,8 +188,10 @@ export async function requireCaptureTriggers(
     `SELECT n.nspname::text AS schema, c.relname::text AS name
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE t.tgname = $1`,
-    [dbNames.trigger(cluster, set)],
+      WHERE t.tgname = ANY ($1::text[])`,
+    // the row trigger, or in statement mode the INSERT statement trigger (a set's triggers on a
+    // table are created in one transaction: one of them stands for all)
+    [[dbNames.trigger(cluster, set), statementTriggerName({ cluster, set }, "INSERT")]],
     "reading the source's capture triggers",
   );
   const captured = new Set(result.rows.map((row) => display(row)));

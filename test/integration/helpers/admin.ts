@@ -8,6 +8,8 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type pg from "pg";
+import { resolveTables } from "../../../src/capture/catalog.js";
+import { installTableCapture } from "../../../src/capture/install.js";
 import { createSet, initializeCluster } from "../../../src/cluster/admin.js";
 import type { AdminContext } from "../../../src/cluster/context.js";
 import { ZooKeeper } from "../../../src/cluster/zookeeper.js";
@@ -282,6 +284,10 @@ export async function withCaptureSet(
   setup: string[],
   tables: Parameters<typeof setConfig>[1],
   body: (db: TestDatabase, queue: string, f: ClusterFixture) => Promise<void>,
+  options: {
+    /** Statement mode by the generated PL/pgSQL, not the C function (reinstalled after `set create`). */
+    plpgsql?: boolean;
+  } = {},
 ): Promise<void> {
   const f = await clusterFixture();
   const db = await createTestDatabase(prefix);
@@ -289,6 +295,24 @@ export async function withCaptureSet(
     for (const sql of setup) await db.query(sql);
     await initializeCluster(f.ctx);
     await createSet(f.ctx, "s1", setConfig(db.dsn, tables));
+    if (options.plpgsql) {
+      const client = await db.connect();
+      try {
+        for (const table of await resolveTables(client, setConfig(db.dsn, tables).tables)) {
+          if (table.capture !== "statement") continue;
+          await installTableCapture(client, {
+            cluster: f.cluster,
+            set: "s1",
+            table,
+            configVersion: 0,
+            mode: "statement",
+            native: false,
+          });
+        }
+      } finally {
+        await client.end();
+      }
+    }
     const queue = dbNames.queue(f.cluster, "s1");
     await registerConsumer(db, queue);
     await body(db, queue, f);
