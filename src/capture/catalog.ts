@@ -196,7 +196,7 @@ export async function resolveTables(
       relid: row.relid,
       columnTypes: monitored.map((name) => byName.get(name)!),
       ...(table.old === "key" ? { old: "key" as const } : {}),
-      ...(table.capture === "statement" ? { capture: "statement" as const } : {}),
+      ...(table.capture ? { capture: table.capture } : {}),
     });
   }
   return resolved;

@@ -8,7 +8,16 @@ export interface PendingEvents {
 }
 
 /**
- * Counts, for every consumer of `queue`, the committed events it has not finished: those
+ * How many rows' events a PgQ event holds: a packed event (docs/capture.md) one per line after
+ * its header, any other one.
+ */
+const ROWS_OF_EVENT = `CASE WHEN e.ev_type LIKE '% packed'
+  THEN pg_catalog.length(e.ev_data) - pg_catalog.length(pg_catalog.replace(e.ev_data, E'\\n', ''))
+  ELSE 1 END`;
+
+/**
+ * Counts, for every consumer of `queue`, the committed events it has not finished (a row's
+ * change each, a packed event counting its rows): those
  * whose transaction is not visible in the snapshot of the consumer's last finished tick.
  * Unlike `pgq.get_consumer_info().pending_events`, this also counts events that no tick
  * covers yet. An unknown queue has no consumers.
@@ -28,7 +37,7 @@ export async function pendingEvents(client: PgClient, queue: string): Promise<Pe
   const counts = await query<{ consumer: string; events: string }>(
     client,
     `SELECT c.co_name AS consumer,
-            (SELECT count(*) FROM ${table} e
+            (SELECT COALESCE(sum(${ROWS_OF_EVENT}), 0) FROM ${table} e
               WHERE NOT txid_visible_in_snapshot(e.ev_txid, t.tick_snapshot))::text AS events
        FROM pgq.subscription s
        JOIN pgq.consumer c ON c.co_id = s.sub_consumer

@@ -98,6 +98,16 @@ export interface Leftovers {
   prepared: string[];
 }
 
+/**
+ * The capture triggers `set create` gives a table by default on the test stack, which has the
+ * C capture function: statement mode's INSERT, UPDATE and DELETE triggers and the TRUNCATE
+ * trigger, named `<table>.<trigger>` in the order {@link leftovers} lists them.
+ */
+export function defaultTriggers(cluster: string, set: string, ...tables: string[]): string[] {
+  const base = dbNames.trigger(cluster, set);
+  return tables.flatMap((table) => ["_d", "_i", "_t", "_u"].map((s) => `${table}.${base}${s}`));
+}
+
 /** Everything of SET (and every prepared transaction of CLUSTER) in DB and ZooKeeper. */
 export async function leftovers(
   db: Pick<TestDatabase, "query">,
@@ -105,11 +115,12 @@ export async function leftovers(
   cluster: string,
   set: string,
 ): Promise<Leftovers> {
+  const base = dbNames.trigger(cluster, set);
   const triggers = await db.query<{ name: string }>(
     `SELECT format('%s.%s', c.relname, t.tgname) AS name
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-      WHERE t.tgname IN ($1, $2) ORDER BY 1`,
-    [dbNames.trigger(cluster, set), dbNames.truncateTrigger(cluster, set)],
+      WHERE t.tgname = ANY ($1::text[]) ORDER BY 1`,
+    [[base, ...["_t", "_i", "_u", "_d"].map((suffix) => base + suffix)]],
   );
   const hasPgq = await db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'pgq'");
   const queue =
