@@ -110,7 +110,8 @@ async function setFunctions(client: PgClient, cluster: string, set: string): Pro
 
 /**
  * Drops a set's capture functions and, with them, its triggers; the statement triggers on the
- * C capture function (which the set's functions do not own) first, by name.
+ * C capture function (which the set's functions do not own) first, by name, and the views that
+ * hold their tables' monitored columns.
  */
 export async function removeSetTriggers(
   client: PgClient,
@@ -135,6 +136,21 @@ export async function removeSetTriggers(
   );
   for (const { name, target } of native.rows) {
     await query(client, `DROP TRIGGER ${ident(name)} ON ${target}`, [], `dropping trigger ${name}`);
+  }
+  const views = await query<{ name: string }>(
+    client,
+    `SELECT c.relname::text AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relkind = 'v' AND c.relname ~ $2`,
+    [dbNames.schema(cluster), dbNames.captureFunctionPattern(set)],
+    "listing capture views",
+  );
+  for (const { name } of views.rows) {
+    await query(
+      client,
+      `DROP VIEW ${ident(dbNames.schema(cluster))}.${ident(name)}`,
+      [],
+      `dropping capture view ${name}`,
+    );
   }
   for (const name of await setFunctions(client, cluster, set)) {
     await query(

@@ -5,7 +5,7 @@
  * instead of joining them. Its triggers carry, as arguments, everything the generated function
  * bakes in.
  */
-import { ident, literal } from "../config/names.js";
+import { dbNames, ident, literal } from "../config/names.js";
 import { type PgClient, query } from "../database/postgres.js";
 import { PACKED_SUFFIX } from "./packed.js";
 import { fieldKind } from "./row-json.js";
@@ -49,13 +49,32 @@ function triggerArguments(spec: CaptureSpec, op: keyof typeof TRANSITION_TABLES)
   ];
 }
 
-/** The CREATE TRIGGER statements of a table's three statement triggers on the C function. */
+/**
+ * The name of the view that holds a table's monitored columns in place: the capture function's
+ * name, schema-qualified (a view and a function do not share a namespace).
+ */
+export function columnsViewName(spec: CaptureSpec): string {
+  return `${ident(dbNames.schema(spec.cluster))}.${ident(dbNames.captureFunction(spec.set, spec.table.relid))}`;
+}
+
+/**
+ * The statements of a table's capture on the C function: its three statement triggers, and a
+ * view over the monitored columns. A row trigger's column list keeps PostgreSQL from dropping
+ * or retyping a monitored column under a capture function that reads it; the C function's
+ * triggers have none (statement triggers with transition tables take no column list), so an
+ * empty view over those columns does it instead, at no cost to a write.
+ */
 export function nativeTriggersSql(spec: CaptureSpec, target: string): string[] {
-  return (["INSERT", "UPDATE", "DELETE"] as const).map(
-    (op) => `CREATE TRIGGER ${ident(statementTriggerName(spec, op))}
+  const columns = spec.table.columnTypes.map((c) => ident(c.name)).join(", ");
+  const view = `CREATE VIEW ${columnsViewName(spec)} AS SELECT ${columns} FROM ${target} WHERE false`;
+  return [
+    view,
+    ...(["INSERT", "UPDATE", "DELETE"] as const).map(
+      (op) => `CREATE TRIGGER ${ident(statementTriggerName(spec, op))}
        AFTER ${op} ON ${target} ${TRANSITION_TABLES[op]}
        FOR EACH STATEMENT EXECUTE FUNCTION ${NATIVE_FUNCTION}(${triggerArguments(spec, op).map(literal).join(", ")})`,
-  );
+    ),
+  ];
 }
 
 /**
@@ -76,15 +95,29 @@ export async function nativeCaptureAvailable(
     "checking for the pgshovel_capture extension",
   );
   const { installed, available } = state.rows[0]!;
-  if (installed) return { available: true };
-  if (!available) return { available: false };
-  await query(client, "SAVEPOINT pgshovel_native", [], doing);
-  try {
-    await query(client, `CREATE EXTENSION ${ident(NATIVE_EXTENSION)}`, [], doing);
-    await query(client, "RELEASE SAVEPOINT pgshovel_native", [], doing);
-    return { available: true };
-  } catch (error) {
-    await query(client, "ROLLBACK TO SAVEPOINT pgshovel_native", [], doing);
-    return { available: false, failed: error instanceof Error ? error.message : String(error) };
+  if (!installed) {
+    if (!available) return { available: false };
+    await query(client, "SAVEPOINT pgshovel_native", [], doing);
+    try {
+      await query(client, `CREATE EXTENSION ${ident(NATIVE_EXTENSION)}`, [], doing);
+      await query(client, "RELEASE SAVEPOINT pgshovel_native", [], doing);
+    } catch (error) {
+      await query(client, "ROLLBACK TO SAVEPOINT pgshovel_native", [], doing);
+      return { available: false, failed: error instanceof Error ? error.message : String(error) };
+    }
   }
+  // Attaching the function to a table needs EXECUTE on it, which only its owner has unless granted.
+  const allowed = await query<{ allowed: boolean }>(
+    client,
+    "SELECT pg_catalog.has_function_privilege($1, 'EXECUTE') AS allowed",
+    [`${NATIVE_FUNCTION}()`],
+    "checking for the pgshovel_capture extension",
+  );
+  if (!allowed.rows[0]?.allowed) {
+    return {
+      available: false,
+      failed: `permission denied for function ${NATIVE_FUNCTION}(): a superuser may grant EXECUTE on it to this role`,
+    };
+  }
+  return { available: true };
 }

@@ -1,5 +1,5 @@
 import { dbNames, ident, literal } from "../config/names.js";
-import { nativeTriggersSql } from "./native.js";
+import { columnsViewName, nativeTriggersSql } from "./native.js";
 import { eventDataExpression, imageExpression, rowExpression } from "./row-json.js";
 import {
   type CaptureSpec,
@@ -132,6 +132,7 @@ $pgshovel$`,
     ...[rowTrigger, truncateTrigger, ...statementTriggers].map(
       (name) => `DROP TRIGGER IF EXISTS ${name} ON ${target}`,
     ),
+    `DROP VIEW IF EXISTS ${columnsViewName(spec)}`,
     ...(native ? [] : [rowTriggerSql]),
     `CREATE TRIGGER ${truncateTrigger}
        AFTER TRUNCATE ON ${target} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,

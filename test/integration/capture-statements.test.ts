@@ -262,6 +262,60 @@ describe("capture: set-based statements", () => {
     });
   }
 
+  test("the C function keeps a trigger's columns for the session, rebuilt when the table changes; monitored columns stay in place", async () => {
+    await withSet(
+      "cap_stmt_cache",
+      ["CREATE TABLE t (id int PRIMARY KEY, v int, note text)"],
+      ["t"],
+      async (db, queue) => {
+        const prefix = (
+          await db.query<{ p: string }>(
+            "SELECT queue_data_pfx AS p FROM pgq.queue WHERE queue_name = $1",
+            [queue],
+          )
+        )[0]!.p;
+        const client = await db.connect();
+        try {
+          await client.query("INSERT INTO t VALUES (1, 10, 'a, b')");
+          // Another session changes the table; this session's next statement sees it.
+          await db.query("ALTER TABLE t ADD COLUMN extra int DEFAULT 5");
+          await client.query("INSERT INTO t VALUES (2, 20, 'c')");
+          await db.query("ALTER TABLE t DROP COLUMN extra");
+          await client.query("UPDATE t SET note = 'd' WHERE id = 2");
+          // A monitored column cannot be dropped or retyped under the function that reads it.
+          await assert.rejects(db.query("ALTER TABLE t DROP COLUMN note"), /depend on it/);
+          await assert.rejects(
+            db.query("ALTER TABLE t ALTER COLUMN v TYPE text"),
+            /cannot alter type of a column used by a view or rule/,
+          );
+          // Renamed, it is gone from the function's view: writes fail, saying what to do.
+          await db.query("ALTER TABLE t RENAME COLUMN note TO memo");
+          await assert.rejects(
+            client.query("INSERT INTO t VALUES (3, 30, 'x')"),
+            (error: Error) => {
+              assert.match(error.message, /column "note" of "t" is gone/);
+              return true;
+            },
+          );
+        } finally {
+          await client.end();
+        }
+        const lines = await db.query<{ line: string }>(
+          `SELECT l AS line FROM ${prefix} e, pg_catalog.regexp_split_to_table(e.ev_data, E'\n') l
+            WHERE e.ev_type LIKE '% packed' AND l NOT LIKE '{%' ORDER BY e.ev_id, l`,
+        );
+        assert.deepEqual(
+          lines.map((l) => l.line.replace(/^\d+ /, "")),
+          ['(1,10,"a, b")', "(2,20,c)", "(2,20,c,2,20,d)"],
+        );
+        assert.deepEqual(
+          (await db.query<{ id: number }>("SELECT id FROM t ORDER BY id")).map((r) => r.id),
+          [1, 2],
+        );
+      },
+    );
+  });
+
   for (const path of PATHS) {
     test(`the queue's tables rotating under bulk statements: every event is delivered once (${path})`, async () => {
       await withSet(
