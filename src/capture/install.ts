@@ -180,7 +180,9 @@ async function queueTables(client: PgClient, queue: string): Promise<QueueTables
  * them several times faster than PostgreSQL's default pglz at about the same size
  * (docs/benchmarks.md, "Capture cost"). When the server was built with lz4, the queue's
  * event tables compress `ev_data` with it; elsewhere they keep the default. Only tables not
- * yet set are altered, so that a later `set update` takes no lock on them.
+ * yet set are altered, so that a later `set update` takes no lock on them, and only by a role
+ * that owns them (PgQ's `create_queue` makes its owner theirs: a DSN user with `pgq_admin` only
+ * leaves them as they are).
  */
 async function compressWithLz4(client: PgClient, queue: string): Promise<void> {
   const { dataPrefix, tables } = await queueTables(client, queue);
@@ -190,6 +192,7 @@ async function compressWithLz4(client: PgClient, queue: string): Promise<void> {
     `SELECT t AS table FROM pg_catalog.unnest($1::text[]) t
        JOIN pg_catalog.pg_attribute a ON a.attrelid = t::regclass AND a.attname = 'ev_data'
       WHERE a.attcompression <> 'l'
+        AND pg_catalog.pg_has_role((SELECT relowner FROM pg_catalog.pg_class WHERE oid = t::regclass), 'USAGE')
         AND EXISTS (SELECT FROM pg_catalog.pg_settings
                      WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals))`,
     [names],

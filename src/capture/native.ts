@@ -106,17 +106,21 @@ export async function nativeCaptureAvailable(
       return { available: false, failed: error instanceof Error ? error.message : String(error) };
     }
   }
-  // Attaching the function to a table needs EXECUTE on it, which only its owner has unless granted.
+  // Attaching the function to a table needs USAGE on its schema and EXECUTE on it, which only
+  // its owner has unless granted. Looked up by OID: naming it would need USAGE already.
   const allowed = await query<{ allowed: boolean }>(
     client,
-    "SELECT pg_catalog.has_function_privilege($1, 'EXECUTE') AS allowed",
-    [`${NATIVE_FUNCTION}()`],
+    `SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE')
+            AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE') AS allowed
+       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = $1 AND p.proname = 'capture_statement'`,
+    [NATIVE_EXTENSION],
     "checking for the pgshovel_capture extension",
   );
   if (!allowed.rows[0]?.allowed) {
     return {
       available: false,
-      failed: `permission denied for function ${NATIVE_FUNCTION}(): a superuser may grant EXECUTE on it to this role`,
+      failed: `permission denied for function ${NATIVE_FUNCTION}(): a superuser may grant this role USAGE on schema ${NATIVE_EXTENSION} and EXECUTE on the function`,
     };
   }
   return { available: true };

@@ -4,9 +4,17 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { updateSet } from "../../src/cluster/admin.js";
+import { pino } from "pino";
+import { createSet, initializeCluster, updateSet } from "../../src/cluster/admin.js";
+import { dbNames } from "../../src/config/names.js";
 import { createTestDatabase } from "../support/postgres.js";
-import { readEvents, setConfig, withCaptureSet } from "./helpers/admin.js";
+import {
+  clusterFixture,
+  readEvents,
+  registerConsumer,
+  setConfig,
+  withCaptureSet,
+} from "./helpers/admin.js";
 
 describe("capture: events", () => {
   test("INSERT, UPDATE, DELETE, primary key change, unmonitored update, TRUNCATE", async () => {
@@ -108,6 +116,107 @@ describe("capture: events", () => {
       await admin.query(`DROP ROLE IF EXISTS ${role}`);
       await admin.drop();
     });
+  });
+
+  test("a DSN user that is no superuser and may not use the C function: set create says so and captures in PL/pgSQL", async () => {
+    const role = `dsn_${Math.random().toString(36).slice(2, 10)}`;
+    const f = await clusterFixture();
+    const db = await createTestDatabase("cap_nosuper");
+    const warnings: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => warnings.push(line) });
+    try {
+      const [{ name }] = (await db.query<{ name: string }>(
+        "SELECT current_database() AS name",
+      )) as [{ name: string }];
+      // What a DBA gives a set's user: PgQ's admin role, a schema of its own, its tables. The
+      // extension is there, but EXECUTE on its function is not granted.
+      for (const sql of [
+        `CREATE ROLE ${role} LOGIN`,
+        `GRANT pgq_admin TO ${role}`,
+        `GRANT CREATE ON DATABASE ${name} TO ${role}`,
+        "CREATE EXTENSION pgshovel_capture",
+        "CREATE TABLE t (id int PRIMARY KEY, v text)",
+        "CREATE TABLE u (id int PRIMARY KEY, v text)",
+        `ALTER TABLE t OWNER TO ${role}`,
+        `ALTER TABLE u OWNER TO ${role}`,
+      ])
+        await db.query(sql);
+      await initializeCluster(f.ctx);
+      const dsn = db.dsn.replace("//postgres@", `//${role}@`);
+      assert.notEqual(dsn, db.dsn);
+      await createSet(
+        { ...f.ctx, logger },
+        "s1",
+        setConfig(dsn, ["t", { name: "u", schema: "public", capture: "statement" }]),
+      );
+      assert.ok(
+        warnings.some((w) =>
+          /permission denied for function pgshovel_capture\.capture_statement/.test(w),
+        ),
+        warnings.join(""),
+      );
+      const triggers = await db.query<{ name: string; fn: string }>(
+        `SELECT c.relname || '.' || t.tgname AS name, p.proname AS fn FROM pg_trigger t
+           JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
+          WHERE NOT t.tgisinternal ORDER BY 1`,
+      );
+      const base = `pgs_${f.cluster}_s1`;
+      // without the option: row mode; capture: statement: the PL/pgSQL statement function
+      assert.deepEqual(
+        triggers.map((t) => t.name),
+        [
+          `t.${base}`,
+          `t.${base}_t`,
+          `u.${base}`,
+          `u.${base}_d`,
+          `u.${base}_i`,
+          `u.${base}_t`,
+          `u.${base}_u`,
+        ],
+      );
+      assert.ok(triggers.every((t) => t.fn.startsWith("capture_s1_")));
+      const queue = dbNames.queue(f.cluster, "s1");
+      await registerConsumer(db, queue);
+      await db.query("INSERT INTO t VALUES (1, 'a')");
+      await db.query("INSERT INTO u SELECT g, 'b' FROM generate_series(1, 3) g");
+      const events = await readEvents(db, queue);
+      assert.deepEqual(
+        events.map((e) => [e.table, e.type]),
+        [
+          ["t", "INSERT"],
+          ["u", "INSERT"],
+          ["u", "INSERT"],
+          ["u", "INSERT"],
+        ],
+      );
+      // Granted the function, the same user's set update moves both tables onto it.
+      await db.query(`GRANT USAGE ON SCHEMA pgshovel_capture TO ${role}`);
+      await db.query(`GRANT EXECUTE ON FUNCTION pgshovel_capture.capture_statement() TO ${role}`);
+      await updateSet(
+        { ...f.ctx, logger },
+        "s1",
+        setConfig(dsn, ["t", { name: "u", schema: "public", capture: "statement" }]),
+      );
+      const onC = await db.query<{ table: string }>(
+        `SELECT DISTINCT c.relname AS table FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+           JOIN pg_proc p ON p.oid = t.tgfoid WHERE p.proname = 'capture_statement' ORDER BY 1`,
+      );
+      assert.deepEqual(
+        onC.map((r) => r.table),
+        ["t", "u"],
+      );
+      await db.query("UPDATE t SET v = 'c'");
+      assert.deepEqual(
+        (await readEvents(db, queue)).map((e) => [e.table, e.type, e.data.new?.v]),
+        [["t", "UPDATE", "c"]],
+      );
+    } finally {
+      await f.close();
+      await db.drop();
+      const admin = await createTestDatabase("cap_nosuper_cleanup", { pgq: false });
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.drop();
+    }
   });
 
   test("given primary keys identify a table without one; every column is captured by default", async () => {
