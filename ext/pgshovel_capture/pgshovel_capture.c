@@ -44,6 +44,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -80,6 +81,8 @@ typedef struct Column
 		TEXT_TRIMMED			/* char(n) as text: its bytes without trailing spaces */
 	}			text;
 	int			cast_nargs;
+	/* `"name":`, the column's member key in a one-row event's JSON */
+	char	   *json_key;
 } Column;
 
 /* A prepared insert of events into one event table ("0", "1", ...) or through PgQ ("p"). */
@@ -110,6 +113,7 @@ typedef struct CachedTrigger
 	char	   *setting;		/* pgshovel.queue_table_<queue id> */
 	Datum		queue;
 	Datum		type;
+	Datum		single_type;	/* the operation alone, a one-row event's ev_type */
 	Datum		extras[4];
 	int			nplans;
 	EventPlan	plans[MAX_PLANS];
@@ -125,6 +129,8 @@ typedef struct Capture
 	StringInfoData data;
 	int64		first_id;
 	int			rows;
+	/* the statement wrote one row: its event is a one-row event, as row mode writes it */
+	bool		single;
 	MemoryContext event_cxt;
 	/* where the call's own state lives (SPI's procedure context) */
 	MemoryContext cxt;
@@ -171,6 +177,14 @@ resolve_columns(CachedTrigger *t, Relation rel, char **args)
 							RelationGetRelationName(rel)),
 					 errhint("run pgshovel set update to reinstall the set's triggers")));
 		att = TupleDescAttr(desc, col->attnum - 1);
+		{
+			StringInfoData key;
+
+			initStringInfo(&key);
+			escape_json(&key, name);
+			appendStringInfoChar(&key, ':');
+			col->json_key = key.data;
+		}
 		col->key = isupper((unsigned char) kinds[i]);
 		col->kind = tolower((unsigned char) kinds[i]);
 		col->byval = att->attbyval;
@@ -227,50 +241,92 @@ append_text(StringInfo buf, const char *text, int len)
 	appendStringInfoCharMacro(buf, '"');
 }
 
+/*
+ * A 't' field's text as `::text` makes it, at *text for *len bytes (not always terminated):
+ * text and varchar print their bytes, char(n) cast to text drops its trailing spaces (a space
+ * is one byte in every server encoding), other types go through their cast or output.
+ */
 static void
-append_field(StringInfo buf, Column *col, Datum value, bool isnull)
+field_text(Column *col, Datum value, const char **chars, int *len)
 {
 	char	   *out;
 
+	if (col->text == TEXT_BYTES || col->text == TEXT_TRIMMED)
+	{
+		text	   *t = DatumGetTextPP(value);
+		const char *data = VARDATA_ANY(t);
+		int			n = VARSIZE_ANY_EXHDR(t);
+
+		if (col->text == TEXT_TRIMMED)
+			while (n > 0 && data[n - 1] == ' ')
+				n--;
+		*chars = data;
+		*len = n;
+		return;
+	}
+	if (col->text == TEXT_CAST)
+		out = col->cast_nargs == 3
+			? TextDatumGetCString(FunctionCall3(&col->out, value, Int32GetDatum(-1), BoolGetDatum(true)))
+			: TextDatumGetCString(FunctionCall1(&col->out, value));
+	else
+		out = OutputFunctionCall(&col->out, value);
+	*chars = out;
+	*len = strlen(out);
+}
+
+/* int2 and int4 as their output prints them, into digits[12]; returns the length. */
+static int
+int_text(Column *col, Datum value, char *digits)
+{
+	return pg_ltoa(col->len == 2 ? DatumGetInt16(value) : DatumGetInt32(value), digits);
+}
+
+/* A field of a packed record: empty for NULL, else its text as record_out quotes it. */
+static void
+append_field(StringInfo buf, Column *col, Datum value, bool isnull)
+{
+	const char *chars;
+	int			len;
+	char		digits[12];
+
 	if (isnull)
 		return;
-	switch (col->text)
+	if (col->text == TEXT_INT)
+		/* digits never need quotes */
+		appendBinaryStringInfo(buf, digits, int_text(col, value, digits));
+	else if (col->text == TEXT_BOOL)
+		appendStringInfoCharMacro(buf, DatumGetBool(value) ? 't' : 'f');
+	else
 	{
-		case TEXT_INT:
-			{
-				char		digits[12];
-
-				/* as int2out and int4out print it: digits never need quotes */
-				appendBinaryStringInfo(buf, digits,
-									   pg_ltoa(col->len == 2 ? DatumGetInt16(value) : DatumGetInt32(value), digits));
-				return;
-			}
-		case TEXT_BOOL:
-			appendStringInfoCharMacro(buf, DatumGetBool(value) ? 't' : 'f');
-			return;
-		case TEXT_BYTES:
-		case TEXT_TRIMMED:
-			{
-				/* text and varchar print their bytes; char(n) cast to text drops its trailing spaces */
-				text	   *t = DatumGetTextPP(value);
-				const char *data = VARDATA_ANY(t);
-				int			len = VARSIZE_ANY_EXHDR(t);
-
-				if (col->text == TEXT_TRIMMED)
-					while (len > 0 && data[len - 1] == ' ')
-						len--;
-				append_text(buf, data, len);
-				return;
-			}
-		case TEXT_CAST:
-			out = col->cast_nargs == 3
-				? TextDatumGetCString(FunctionCall3(&col->out, value, Int32GetDatum(-1), BoolGetDatum(true)))
-				: TextDatumGetCString(FunctionCall1(&col->out, value));
-			break;
-		default:
-			out = OutputFunctionCall(&col->out, value);
+		field_text(col, value, &chars, &len);
+		append_text(buf, chars, len);
 	}
-	append_text(buf, out, strlen(out));
+}
+
+/*
+ * A field's JSON value in a one-row event, as row mode's function writes it: null, an int2 or
+ * int4 as a number, a bool as true or false, any other type's text as a JSON string (to_json's
+ * escaping).
+ */
+static void
+append_json_value(StringInfo buf, Column *col, Datum value, bool isnull)
+{
+	const char *chars;
+	int			len;
+	char		digits[12];
+
+	if (isnull)
+		appendStringInfoString(buf, "null");
+	else if (col->text == TEXT_INT)
+		appendBinaryStringInfo(buf, digits, int_text(col, value, digits));
+	else if (col->text == TEXT_BOOL)
+		appendStringInfoString(buf, DatumGetBool(value) ? "true" : "false");
+	else
+	{
+		field_text(col, value, &chars, &len);
+		/* a text or char(n) value's bytes are not terminated: copied first */
+		escape_json(buf, col->text == TEXT_BYTES || col->text == TEXT_TRIMMED ? pnstrdup(chars, len) : chars);
+	}
 }
 
 /*
@@ -348,6 +404,7 @@ cached_trigger(TriggerData *trigger)
 	t->setting = psprintf("pgshovel.queue_table_%s", tg->tgargs[1]);
 	t->queue = CStringGetTextDatum(tg->tgargs[0]);
 	t->type = CStringGetTextDatum(tg->tgargs[8]);
+	t->single_type = CStringGetTextDatum(pnstrdup(tg->tgargs[8], strcspn(tg->tgargs[8], " ")));
 	for (i = 0; i < 4; i++)
 		t->extras[i] = CStringGetTextDatum(tg->tgargs[4 + i]);
 	MemoryContextSwitchTo(caller);
@@ -408,7 +465,7 @@ flush_event(Capture *c)
 	caller = MemoryContextSwitchTo(c->event_cxt);
 	values[0] = c->t->queue;
 	values[1] = Int64GetDatum(c->first_id);
-	values[2] = c->t->type;
+	values[2] = c->single ? c->t->single_type : c->t->type;
 	values[3] = PointerGetDatum(cstring_to_text_with_len(c->data.data, c->data.len));
 	memcpy(&values[4], c->t->extras, sizeof(c->t->extras));
 	rc = SPI_execute_plan(c->insert->plan, values, NULL, false, 0);
@@ -474,6 +531,62 @@ same_image(Column *col, TupleTableSlot *old, TupleTableSlot *new)
 	return datum_image_eq(a, b, col->byval, col->len);
 }
 
+/*
+ * One image as a JSON object, the columns in the table's order: every column, the identity
+ * only (keys_only), or those a mask marks.
+ */
+static void
+append_json_image(Capture *c, TupleTableSlot *slot, bool keys_only, const char *mask)
+{
+	bool		first = true;
+	int			i;
+
+	appendStringInfoCharMacro(&c->data, '{');
+	for (i = 0; i < c->t->ncolumns; i++)
+	{
+		Column	   *col = &c->t->columns[i];
+		bool		isnull;
+		Datum		value;
+
+		if ((keys_only && !col->key) || (mask != NULL && mask[i] != '1'))
+			continue;
+		if (!first)
+			appendStringInfoCharMacro(&c->data, ',');
+		first = false;
+		appendStringInfoString(&c->data, col->json_key);
+		value = slot_getattr(slot, col->attnum, &isnull);
+		append_json_value(&c->data, col, value, isnull);
+	}
+	appendStringInfoCharMacro(&c->data, '}');
+}
+
+/*
+ * The one event of a statement that wrote one row: `{"old" : …,"new":…}` under the operation's
+ * own ev_type, byte for byte what row mode's function writes (docs/capture.md), so that it is
+ * no larger than row mode's and the relay copies it into a JSON stream as it is.
+ */
+static void
+single_event(Capture *c, TupleTableSlot *old, TupleTableSlot *new, bool delete, const char *mask)
+{
+	MemoryContext caller = MemoryContextSwitchTo(c->event_cxt);
+
+	initStringInfo(&c->data);
+	MemoryContextSwitchTo(caller);
+	c->first_id = nextval_internal(c->t->seq, false);
+	c->rows = 1;
+	appendStringInfoString(&c->data, "{\"old\" : ");
+	if (old)
+		append_json_image(c, old, delete && c->t->old_key, new && c->t->old_key ? mask : NULL);
+	else
+		appendStringInfoString(&c->data, "null");
+	appendStringInfoString(&c->data, ",\"new\":");
+	if (new)
+		append_json_image(c, new, false, NULL);
+	else
+		appendStringInfoString(&c->data, "null");
+	appendStringInfoCharMacro(&c->data, '}');
+}
+
 /* A transition table read from its start through a read pointer of this function's own. */
 static void
 rewind_store(Tuplestorestate *store)
@@ -504,6 +617,7 @@ capture_rows(Capture *c, TriggerData *trigger)
 	if (update && tuplestore_tuple_count(olds) != tuplestore_tuple_count(news))
 		elog(ERROR, "pgshovel_capture: an UPDATE's transition tables hold " INT64_FORMAT " and " INT64_FORMAT " rows",
 			 tuplestore_tuple_count(olds), tuplestore_tuple_count(news));
+	c->single = tuplestore_tuple_count(olds ? olds : news) == 1;
 	if (olds)
 		rewind_store(olds);
 	if (news)
@@ -544,6 +658,12 @@ capture_rows(Capture *c, TriggerData *trigger)
 		{
 			MemoryContextSwitchTo(c->cxt);
 			c->insert = event_plan(c);
+		}
+		if (c->single)
+		{
+			MemoryContextSwitchTo(row_cxt);
+			single_event(c, old, new, delete, mask);
+			continue;
 		}
 		begin_row(c);
 		/* SPI leaves its own context current after a call */
