@@ -111,6 +111,9 @@ export async function runMemory(options: MemoryOptions): Promise<FigureResult> {
   const fixture = await setupSet({
     prefix: "bench_memory",
     tables: [ROWS_TABLE],
+    // One event per row, the relay's heaviest input, as this figure has always measured
+    // (packed events drain faster: bench/packed-drain.ts).
+    capture: "row",
     prepare: async (db) => {
       await db.query(ROWS_DDL);
     },

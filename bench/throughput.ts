@@ -167,6 +167,9 @@ export async function runThroughput(options: ThroughputOptions): Promise<FigureR
   const fixture = await setupSet({
     prefix: "bench_throughput",
     tables: [ROWS_TABLE],
+    // One event per row, the relay's heaviest input, as this figure has always measured
+    // (packed events drain faster: bench/packed-drain.ts).
+    capture: "row",
     prepare: async (db) => {
       await db.query(ROWS_DDL);
     },

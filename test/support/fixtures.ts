@@ -43,7 +43,7 @@ export interface SetupSetOptions {
   zkHosts?: string;
   /** Another PostgreSQL than the local stack's (a private instance). */
   server?: PgServer;
-  /** The tables' capture mode (default: the set configuration's, row). */
+  /** The tables' capture mode (default: the set configuration's default, statement mode on the C function where the server has it). */
   capture?: "row" | "statement";
 }
 
