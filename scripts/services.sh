@@ -123,8 +123,10 @@ ensure_capture_extension() {
   if [ ! -f "$("$pg_config" --includedir-server)/postgres.h" ]; then
     version="$(dpkg-query -W -f='${Version}' postgresql-15)"
     log "installing postgresql-server-dev-15=$version with apt-get"
+    apt-get update -qq >"$LOG_DIR/apt-server-dev.log" 2>&1 ||
+      die "apt-get update failed (see $LOG_DIR/apt-server-dev.log)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "postgresql-server-dev-15=$version" >"$LOG_DIR/apt-server-dev.log" 2>&1 ||
+      "postgresql-server-dev-15=$version" >>"$LOG_DIR/apt-server-dev.log" 2>&1 ||
       die "could not install postgresql-server-dev-15=$version (see $LOG_DIR/apt-server-dev.log)"
   fi
   log "building the pgshovel_capture extension"
