@@ -70,6 +70,15 @@ const WORKLOAD: Step[] = [
   one("UPDATE everything SET id = id + 10, c_text = 'moved'"),
   one("DELETE FROM everything"),
   one("TRUNCATE filtered", true),
+  // an upsert: inserted rows go to the INSERT trigger, updated ones to the UPDATE trigger
+  one("INSERT INTO filtered VALUES (1, 'a', 'b', 's'), (2, 'a', 'b', 's')"),
+  one(
+    "INSERT INTO filtered VALUES (2, 'A2', 'B2', 's'), (3, 'a3', 'b3', 's') ON CONFLICT (id) DO UPDATE SET a = EXCLUDED.a, b = EXCLUDED.b",
+  ),
+  // two UPDATEs of one table in one query share its transition tables
+  one(
+    "WITH a AS (UPDATE items SET qty = 0 WHERE id = 602 RETURNING 1) UPDATE items SET qty = 1 WHERE id IN (604, 605)",
+  ),
 ];
 
 /** The events of each step, without what differs between runs (txids, times, versions). */
@@ -196,6 +205,8 @@ describe("capture: every path yields the same stream", () => {
         [counts[0], counts[3], counts[5], counts[6], counts[11]],
         [3000, 0, 300, 300, 0],
       );
+      // and the upsert and the two-UPDATE query at the end write what they change
+      assert.deepEqual(counts.slice(-3), [2, 2, 3]);
     });
   }
 });
