@@ -75,8 +75,23 @@ ${eventTableDispatch(
     PERFORM pg_catalog.set_config(${setting}, event_id::pg_catalog.text, true);
   END IF;`
     : "";
+  // The row-level half: one event per row. Left out under the C function, whose statement
+  // triggers capture every row: the function then serves TRUNCATE alone.
   // Binary image equality (record *=): no casts, every type, and a change of
   // representation (1.0 → 1.00, -0 → 0) still counts as a change.
+  const rowBranch = `
+  IF TG_OP = 'INSERT' THEN
+    event_data := ${eventDataExpression(null, rowExpression("NEW", cols))};
+  ELSIF TG_OP = 'UPDATE' THEN
+    IF ${imageExpression("OLD", cols)} OPERATOR(pg_catalog.*=) ${imageExpression("NEW", cols)} THEN
+      RETURN NULL;
+    END IF;
+    event_data := ${eventDataExpression(oldImageExpression(spec, "OLD", "NEW"), rowExpression("NEW", cols))};
+  ELSE
+    event_data := ${eventDataExpression(oldImageExpression(spec, "OLD"), null)};
+  END IF;
+  event_type := TG_OP;${insertEvent}${markKeyChange}
+  RETURN NULL;`;
   const body = `
 DECLARE
   event_id int8;
@@ -89,19 +104,7 @@ BEGIN
     event_type := 'TRUNCATE';
     event_data := '{}';${insertEvent.replaceAll("\n", "\n  ")}
     RETURN NULL;
-  END IF;${statement ? statementBranch(spec) : ""}
-  IF TG_OP = 'INSERT' THEN
-    event_data := ${eventDataExpression(null, rowExpression("NEW", cols))};
-  ELSIF TG_OP = 'UPDATE' THEN
-    IF ${imageExpression("OLD", cols)} OPERATOR(pg_catalog.*=) ${imageExpression("NEW", cols)} THEN
-      RETURN NULL;
-    END IF;
-    event_data := ${eventDataExpression(oldImageExpression(spec, "OLD", "NEW"), rowExpression("NEW", cols))};
-  ELSE
-    event_data := ${eventDataExpression(oldImageExpression(spec, "OLD"), null)};
-  END IF;
-  event_type := TG_OP;${insertEvent}${markKeyChange}
-  RETURN NULL;
+  END IF;${statement ? statementBranch(spec) : ""}${native ? "\n  RETURN NULL;" : rowBranch}
 END`;
   const rowTrigger = ident(dbNames.trigger(spec.cluster, spec.set));
   const truncateTrigger = ident(dbNames.truncateTrigger(spec.cluster, spec.set));

@@ -5,7 +5,13 @@ import { zkPaths } from "../../src/config/names.js";
 import type { CommittedBatch } from "../../src/stream/assembler.js";
 import { messagesOf, readStreamBytes } from "../../src/stream/reader.js";
 import type { Message } from "../../src/stream/types.js";
-import { setupSet, startRelay, stopRelay, waitForLog } from "../support/fixtures.js";
+import {
+  readUntilMutations,
+  setupSet,
+  startRelay,
+  stopRelay,
+  waitForLog,
+} from "../support/fixtures.js";
 import { startPrivatePostgres, startPrivateZooKeeper } from "../support/private-services.js";
 import { waitFor } from "../support/wait.js";
 import { assemble, readStreamFile, tempDirFor, waitForMutations } from "./relay-support.js";
@@ -42,18 +48,7 @@ describe("relay faults", () => {
         );
         // stdout is a pipe the test stops reading: the relay blocks mid-batch.
         const first = startRelay(fixture, ["--fetch-size", "100"], "pgshovel-stream-relay");
-        let seen = "";
-        let mutationLines = 0;
-        first.child.stdout!.on("data", (chunk: Buffer) => {
-          if (mutationLines >= 200) return;
-          const text = chunk.toString("utf8");
-          seen += text;
-          mutationLines += (text.match(/"mutation"/g) ?? []).length;
-          if (mutationLines >= 200) first.child.stdout!.pause();
-        });
-        await waitFor(() => mutationLines >= 200, {
-          description: `200 mutations on stdout (stderr: ${first.stderr()})`,
-        });
+        const seen = await readUntilMutations(first, 200);
         first.child.kill("SIGKILL");
         await first.exited;
         const partial: Message[] = [];

@@ -22,7 +22,13 @@ import { describeSourceTables, prepareTargetTables } from "../../src/replication
 import { installReplicaState } from "../../src/replication/target-state.js";
 import { jsonCodec, protobufCodec } from "../../src/stream/codec.js";
 import { stackEnv, uniqueName } from "../support/env.js";
-import { forceTick, type RelayProcess, startRelay, stopRelay } from "../support/fixtures.js";
+import {
+  forceTick,
+  type RelayProcess,
+  readUntilMutations,
+  startRelay,
+  stopRelay,
+} from "../support/fixtures.js";
 import type { TestDatabase } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
 import { tempDirFor } from "./relay-support.js";
@@ -346,18 +352,7 @@ describe("replica stream feeds", () => {
         ["--fetch-size", "100"],
         "pgshovel-stream-relay",
       );
-      let written = "";
-      let mutationLines = 0;
-      first.child.stdout!.on("data", (chunk: Buffer) => {
-        if (mutationLines >= 200) return;
-        const text = chunk.toString("utf8");
-        written += text;
-        mutationLines += (text.match(/"mutation"/g) ?? []).length;
-        if (mutationLines >= 200) first.child.stdout!.pause();
-      });
-      await waitFor(() => mutationLines >= 200, {
-        description: `200 mutations on stdout (stderr: ${first.stderr()})`,
-      });
+      const written = await readUntilMutations(first, 200);
       first.child.kill("SIGKILL");
       await first.exited;
       const whole = written.slice(0, written.lastIndexOf("\n"));

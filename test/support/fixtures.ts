@@ -200,6 +200,26 @@ export async function stopRelay(relay: RelayProcess, killAfterMs?: number): Prom
   }
 }
 
+/**
+ * Reads a stream relay's stdout until `count` mutation lines have arrived, then stops reading
+ * it: the pipe fills and the relay blocks mid-batch. Resolves with the text read.
+ */
+export async function readUntilMutations(relay: RelayProcess, count: number): Promise<string> {
+  let seen = "";
+  let mutationLines = 0;
+  relay.child.stdout!.on("data", (chunk: Buffer) => {
+    if (mutationLines >= count) return;
+    const text = chunk.toString("utf8");
+    seen += text;
+    mutationLines += (text.match(/"mutation"/g) ?? []).length;
+    if (mutationLines >= count) relay.child.stdout!.pause();
+  });
+  await waitFor(() => mutationLines >= count, {
+    description: `${count} mutations on stdout (stderr: ${relay.stderr()})`,
+  });
+  return seen;
+}
+
 /** Waits until the relay's stderr contains `text`; fails at once when the relay has ended. */
 export async function waitForLog(
   relay: RelayProcess,
